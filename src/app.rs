@@ -1,0 +1,82 @@
+//! run(): wires the configuration, the registry, the HTTP server and the signals together,
+//! and owns shutdown.
+//!
+//! Shutdown is spelled out: on SIGTERM or SIGINT every stream body is ended, every task is
+//! told through one cancellation token, and the program waits (bounded) for all of them, so
+//! that no child process outlives the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::http::routes::Routes;
+use crate::http::server;
+use crate::registry::Registry;
+
+/// The longest shutdown may take: the spec's service must stop within 2 s, children get
+/// SIGTERM then SIGKILL within it.
+const SHUTDOWN_MAX: Duration = Duration::from_millis(1500);
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The listener could not be handed to tokio.
+    #[error("cannot use the listening socket: {0}")]
+    Listener(std::io::Error),
+    /// Installing a signal handler failed.
+    #[error("cannot handle signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Serves `config` on `listener` until SIGTERM or SIGINT.
+pub async fn run(config: Config, listener: std::net::TcpListener) -> Result<(), RunError> {
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(RunError::Listener)?;
+    let address = listener.local_addr().map_err(RunError::Listener)?;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let registry = Registry::start(&config, &tracker, &cancel);
+    let routes = Arc::new(Routes { registry, config });
+    let server = tokio::spawn(server::serve(
+        listener,
+        Arc::clone(&routes),
+        tracker.clone(),
+        cancel.clone(),
+    ));
+    tracing::info!(%address, "listening");
+    wait_for_stop_signal().await?;
+    tracing::info!("stopping");
+    routes.registry.close();
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_MAX, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(tasks = tracker.len(), "some tasks did not stop in time");
+    }
+    server.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_stop_signal() -> Result<(), RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    tokio::select! {
+        _ = terminate.recv() => {},
+        _ = interrupt.recv() => {},
+    }
+    Ok(())
+}
+
+/// Logs panics of any task with their backtrace: the task ends, the server goes on.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        tracing::error!(%info, %backtrace, "task panicked");
+    }));
+}

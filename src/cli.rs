@@ -1,0 +1,20 @@
+//! The daemon's command line.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// voyandz: serves live audio and video over HTTP with minimal latency.
+#[derive(Debug, Parser)]
+#[command(name = "voyandz", version, about)]
+pub struct Cli {
+    /// Configuration file (default: $VOYANDZ_CONFFILE, /etc/voyandz.ini, /etc/voyandz).
+    #[arg(short = 'f', value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration, print it in its final form and exit (0 when valid).
+    #[arg(long)]
+    pub check: bool,
+    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: tracing::Level,
+}

@@ -1,0 +1,170 @@
+//! Configuration: the final, resolved form the rest of the program sees.
+//!
+//! `load` reads a YAML file (a superset of upstream voyandz 0.3.1's format) into these
+//! types (`raw` is the file's shape, `convert` parses each value); `validate` cross-checks
+//! them; `render` prints the final form back as YAML (for `/config` and `--check`). Every
+//! problem carries the file, line, column and key path (`problem`). Nothing outside this
+//! module sees raw YAML.
+
+mod convert;
+mod load;
+mod problem;
+mod raw;
+mod render;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use load::{
+    DEFAULT_LISTEN_ADDR, DEFAULT_LISTEN_PORT, DEFAULT_MIMETYPE, DEFAULT_PAGES, Loaded, load_file,
+    load_str,
+};
+pub use problem::{ConfigError, Problem};
+pub use render::render_yaml;
+
+/// The spec's default config path (`-f` overrides it, then `$VOYANDZ_CONFFILE`).
+pub const SPEC_DEFAULT_PATH: &str = "/etc/voyandz.ini";
+/// Upstream voyandz 0.3.1's default path, tried when the spec's one does not exist.
+pub const UPSTREAM_DEFAULT_PATH: &str = "/etc/voyandz";
+/// Upstream's environment variable naming the config file.
+pub const CONFFILE_ENV: &str = "VOYANDZ_CONFFILE";
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (for messages and reload).
+    pub path: PathBuf,
+    /// `listenaddr`: the address the server binds when not socket-activated.
+    pub listen_addr: IpAddr,
+    /// `listenport`.
+    pub listen_port: u16,
+    /// `logdir`: where each child's stderr is also appended, one file per feed/stream.
+    pub logdir: Option<PathBuf>,
+    /// Feeds by name, in name order.
+    pub feeds: BTreeMap<String, FeedConfig>,
+    /// Streams by name, in name order.
+    pub streams: BTreeMap<String, StreamConfig>,
+    /// Which extra pages are served.
+    pub pages: Pages,
+}
+
+/// `pages:` toggles, as upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pages {
+    /// `/`: a list of streams (default on).
+    pub home: bool,
+    /// `/stat` and `/stat.json` (default on).
+    pub stat: bool,
+    /// `/config`: the final config (default off: it shows commands).
+    pub config: bool,
+}
+
+/// A command line, kept both as written and as split into words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandLine {
+    /// The text as written in the config (folded YAML already joined).
+    pub text: String,
+    /// Words split as a POSIX shell would (no shell runs); never empty.
+    pub argv: Vec<String>,
+}
+
+/// Where a feed's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedInput {
+    /// `command:` writes the feed to its stdout.
+    Command(CommandLine),
+    /// `file:` a regular file or a named pipe, read from the start at each (re)open.
+    File(PathBuf),
+}
+
+/// When a feed or stream process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Runs while at least one client (or dependent) uses it. The default.
+    OnDemand,
+    /// Starts with the server and runs for ever (`continuous` and `autostart`).
+    Continuous,
+    /// On-demand, but kept alive this long after the last user leaves (`mode: 10`).
+    Timeout(Duration),
+}
+
+/// One `feeds:` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedConfig {
+    /// The key under `feeds:`.
+    pub name: String,
+    /// `command:` or `file:`.
+    pub input: FeedInput,
+    /// `mode:`.
+    pub mode: Mode,
+    /// `feed:`: another feed whose bytes are piped into this one's stdin.
+    pub feed: Option<String>,
+    /// false when `no-resurrect: true` is set.
+    pub resurrect: bool,
+}
+
+/// `type:` of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// A continuous stream fanned out to every client.
+    Stream,
+    /// A command run per request whose whole output is one response (a screenshot).
+    Shot,
+}
+
+/// `client:` of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientMode {
+    /// One process for all clients (default).
+    Shared,
+    /// One process per client.
+    Exclusive,
+}
+
+/// One `streams:` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamConfig {
+    /// The key under `streams:`; always served at `/stream/<name>`.
+    pub name: String,
+    /// `command:`; `None` relays the feed's bytes directly (no process, no copy).
+    pub command: Option<CommandLine>,
+    /// `type:`.
+    pub kind: StreamKind,
+    /// `mimetype:` sent as Content-Type.
+    pub mimetype: String,
+    /// `feed:`: the feed piped into the command's stdin.
+    pub feed: Option<String>,
+    /// `client:`.
+    pub client: ClientMode,
+    /// `url:` an extra path it is served at, normalised to start with one `/`.
+    pub url: Option<String>,
+    /// `mode:` of the stream process itself (default on-demand).
+    pub mode: Mode,
+}
+
+impl Config {
+    /// The URL paths each stream is served at: `/stream/<name>` and its `url`, if any.
+    pub fn stream_paths(stream: &StreamConfig) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(format!("/stream/{}", stream.name)).chain(stream.url.clone())
+    }
+}
+
+/// Picks the config file: `-f`, else `$VOYANDZ_CONFFILE`, else the spec's
+/// `/etc/voyandz.ini`, else upstream's `/etc/voyandz`.
+pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
+    if let Some(path) = cli {
+        return path.to_path_buf();
+    }
+    if let Some(env) = std::env::var_os(CONFFILE_ENV).filter(|v| !v.is_empty()) {
+        return PathBuf::from(env);
+    }
+    let spec = Path::new(SPEC_DEFAULT_PATH);
+    if spec.exists() || !Path::new(UPSTREAM_DEFAULT_PATH).exists() {
+        spec.to_path_buf()
+    } else {
+        PathBuf::from(UPSTREAM_DEFAULT_PATH)
+    }
+}

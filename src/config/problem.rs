@@ -1,0 +1,203 @@
+//! Problems found in a config file, and the error type of this module.
+//!
+//! A [`Problem`] points at a file, a line and column and a key path (`feeds.cam0.mode`), so a
+//! user can find it without reading our source. [`Report`] collects errors and warnings while
+//! the file is converted and cross-checked; it knows where each key was written. This module
+//! does not decide what is wrong: `load` and `validate` do.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One thing wrong with (or, as a warning, worth knowing about) a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column (in characters), when known.
+    pub column: Option<usize>,
+    /// Key path such as `feeds.cam0.mode`; empty for problems of the whole file (YAML syntax).
+    pub key: String,
+    /// What is wrong, in lower case and without a trailing period.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    /// `FILE:LINE:COL: KEY: MESSAGE`, leaving out whatever is unknown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The file was read but is not a usable config; every problem found is listed.
+    #[error("{}", lines(problems))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// At least one problem, in the order found (mostly file order).
+        problems: Vec<Problem>,
+    },
+}
+
+fn lines(problems: &[Problem]) -> String {
+    let text: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    text.join("\n")
+}
+
+/// Where keys were written: key path → (line, column). A key path names the value it holds
+/// (`streams.cam.url` is where the URL is written); a feed or stream (`feeds.cam0`) is the
+/// location of its name.
+#[derive(Debug, Default)]
+pub(crate) struct Spans {
+    at: HashMap<String, (usize, usize)>,
+}
+
+impl Spans {
+    /// Remembers where `key` was written; unknown locations (line 0) are ignored.
+    pub(crate) fn mark(&mut self, key: &str, location: &serde_saphyr::Location) {
+        let (Ok(line), Ok(column)) = (
+            usize::try_from(location.line()),
+            usize::try_from(location.column()),
+        ) else {
+            return;
+        };
+        if line > 0 {
+            self.at.insert(key.to_owned(), (line, column));
+        }
+    }
+
+    /// The location of `key`, or of its nearest parent that has one.
+    fn find(&self, key: &str) -> Option<(usize, usize)> {
+        let mut key = key;
+        loop {
+            if let Some(found) = self.at.get(key) {
+                return Some(*found);
+            }
+            key = &key[..key.rfind('.')?];
+        }
+    }
+}
+
+/// Errors and warnings collected while a file is converted and validated.
+#[derive(Debug)]
+pub(crate) struct Report {
+    file: PathBuf,
+    /// Where each key was written.
+    pub(crate) spans: Spans,
+    /// Problems that make the config unusable.
+    pub(crate) errors: Vec<Problem>,
+    /// Problems that do not (a device missing on this machine, say).
+    pub(crate) warnings: Vec<Problem>,
+}
+
+impl Report {
+    /// An empty report about `file`.
+    pub(crate) fn new(file: &Path) -> Self {
+        Report {
+            file: file.to_path_buf(),
+            spans: Spans::default(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A problem at `key`, located where `key` (or its parent) was written.
+    pub(crate) fn problem(&self, key: &str, message: impl Into<String>) -> Problem {
+        let location = self.spans.find(key);
+        Problem {
+            file: self.file.clone(),
+            line: location.map(|(line, _)| line),
+            column: location.map(|(_, column)| column),
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Records an error at `key`.
+    pub(crate) fn error(&mut self, key: &str, message: impl Into<String>) {
+        let problem = self.problem(key, message);
+        self.errors.push(problem);
+    }
+
+    /// Records a warning at `key`.
+    pub(crate) fn warn(&mut self, key: &str, message: impl Into<String>) {
+        let problem = self.problem(key, message);
+        self.warnings.push(problem);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(line: Option<usize>, key: &str) -> Problem {
+        Problem {
+            file: PathBuf::from("/etc/voyandz.ini"),
+            line,
+            column: line.map(|_| 7),
+            key: key.to_owned(),
+            message: "bad thing".to_owned(),
+        }
+    }
+
+    #[test]
+    fn display_leaves_out_what_is_unknown() {
+        assert_eq!(
+            problem(Some(3), "feeds.cam0.mode").to_string(),
+            "/etc/voyandz.ini:3:7: feeds.cam0.mode: bad thing"
+        );
+        assert_eq!(
+            problem(None, "logdir").to_string(),
+            "/etc/voyandz.ini: logdir: bad thing"
+        );
+        assert_eq!(
+            problem(Some(1), "").to_string(),
+            "/etc/voyandz.ini:1:7: bad thing"
+        );
+    }
+
+    #[test]
+    fn invalid_lists_one_problem_per_line() {
+        let error = ConfigError::Invalid {
+            path: PathBuf::from("/etc/voyandz.ini"),
+            problems: vec![problem(Some(2), "a"), problem(Some(5), "b")],
+        };
+        assert_eq!(
+            error.to_string(),
+            "/etc/voyandz.ini:2:7: a: bad thing\n/etc/voyandz.ini:5:7: b: bad thing"
+        );
+    }
+
+    #[test]
+    fn a_key_without_a_span_borrows_its_parents() {
+        let mut report = Report::new(Path::new("c.yaml"));
+        report.spans.at.insert("streams.cam".to_owned(), (4, 3));
+        let found = report.problem("streams.cam.client", "x");
+        assert_eq!((found.line, found.column), (Some(4), Some(3)));
+        assert_eq!(report.problem("pages", "x").line, None);
+    }
+}

@@ -1,0 +1,132 @@
+//! The final config as YAML: every default filled in, for the `/config` page and `--check`.
+//!
+//! The output loads back (with [`load_str`](super::load_str), from the same directory) to an
+//! equal [`Config`], so it is also a normalised copy of the file. Modes print as `on-demand`,
+//! `continuous` or seconds; commands as their text, not as split words. Comments and the
+//! order of entries in the file are not kept (entries print in name order).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{ClientMode, Config, FeedInput, Mode, StreamKind};
+
+/// `config` as YAML that loads back to an equal config.
+pub fn render_yaml(config: &Config) -> String {
+    let out = Out {
+        listenaddr: config.listen_addr.to_string(),
+        listenport: config.listen_port,
+        logdir: config.logdir.as_ref().map(|dir| dir.display().to_string()),
+        feeds: (config.feeds.iter())
+            .map(|(name, feed)| {
+                let (command, file) = match &feed.input {
+                    FeedInput::Command(command) => (Some(command.text.as_str()), None),
+                    FeedInput::File(path) => (None, Some(path.display().to_string())),
+                };
+                let out = OutFeed {
+                    command,
+                    file,
+                    mode: OutMode::from(feed.mode),
+                    feed: feed.feed.as_deref(),
+                    no_resurrect: !feed.resurrect,
+                };
+                (name.as_str(), out)
+            })
+            .collect(),
+        streams: (config.streams.iter())
+            .map(|(name, stream)| {
+                let out = OutStream {
+                    command: stream.command.as_ref().map(|command| command.text.as_str()),
+                    kind: match stream.kind {
+                        StreamKind::Stream => "stream",
+                        StreamKind::Shot => "shot",
+                    },
+                    mimetype: &stream.mimetype,
+                    feed: stream.feed.as_deref(),
+                    client: match stream.client {
+                        ClientMode::Shared => "shared",
+                        ClientMode::Exclusive => "exclusive",
+                    },
+                    url: stream.url.as_deref(),
+                    mode: OutMode::from(stream.mode),
+                };
+                (name.as_str(), out)
+            })
+            .collect(),
+        pages: OutPages {
+            home: config.pages.home,
+            stat: config.pages.stat,
+            config: config.pages.config,
+        },
+    };
+    serde_saphyr::to_string(&out).expect("maps of strings, numbers and booleans always serialize")
+}
+
+#[derive(Serialize)]
+struct Out<'a> {
+    listenaddr: String,
+    listenport: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logdir: Option<String>,
+    feeds: BTreeMap<&'a str, OutFeed<'a>>,
+    streams: BTreeMap<&'a str, OutStream<'a>>,
+    pages: OutPages,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct OutFeed<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    mode: OutMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feed: Option<&'a str>,
+    no_resurrect: bool,
+}
+
+#[derive(Serialize)]
+struct OutStream<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    mimetype: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feed: Option<&'a str>,
+    client: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    mode: OutMode,
+}
+
+#[derive(Serialize)]
+struct OutPages {
+    home: bool,
+    stat: bool,
+    config: bool,
+}
+
+/// A mode as written in the file: a word, whole seconds, or fractional seconds.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutMode {
+    Word(&'static str),
+    Seconds(u64),
+    Fraction(f64),
+}
+
+impl From<Mode> for OutMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::OnDemand => OutMode::Word("on-demand"),
+            Mode::Continuous => OutMode::Word("continuous"),
+            Mode::Timeout(after) if after.subsec_nanos() == 0 => OutMode::Seconds(after.as_secs()),
+            Mode::Timeout(after) => OutMode::Fraction(after.as_secs_f64()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {}

@@ -1,0 +1,8 @@
+//! Fan-out: one producer's bytes to any number of consumers without copying.
+//!
+//! [`hub::Hub`] holds the last moments of a feed's or stream's output as shared `Bytes`;
+//! each client or downstream command reads it through its own [`hub::Subscriber`] cursor.
+//! [`pipe`] writes a subscription into a child's stdin (a stream fed by a feed, feed chains).
+
+pub mod hub;
+pub mod pipe;

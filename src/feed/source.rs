@@ -1,0 +1,77 @@
+//! The read loop: a child's stdout, a file or a named pipe → `Bytes` chunks into a hub.
+//!
+//! Each read is published at once, whatever its size: the main imperative is latency, so no
+//! stage waits to fill a buffer. Reads land in one large allocation that successive chunks
+//! share, so small reads cost neither a copy nor an allocation each.
+
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::fanout::hub::Hub;
+
+/// The most bytes one read takes: what a pipe holds by default, and a bound on chunk size.
+pub const READ_CHUNK_MAX: usize = 64 << 10;
+/// Below this much free room a fresh allocation is made for the next reads.
+const READ_ROOM_MIN: usize = 4 << 10;
+
+/// Reads until end of file, publishing every read; returns the number of bytes read.
+pub async fn pump<R: AsyncRead + Unpin>(mut reader: R, hub: &Hub) -> io::Result<u64> {
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK_MAX);
+    let mut total = 0u64;
+    loop {
+        if buffer.capacity() - buffer.len() < READ_ROOM_MIN {
+            buffer.reserve(READ_CHUNK_MAX);
+        }
+        let read = reader.read_buf(&mut buffer).await?;
+        if read == 0 {
+            return Ok(total);
+        }
+        total += read as u64;
+        hub.publish(buffer.split().freeze());
+    }
+}
+
+/// Opens a `file:` feed: a named pipe without ever seeing end-of-file when its writer goes
+/// away (a new writer simply continues), anything else (a file, a device) for plain reading.
+pub async fn open(path: &Path) -> io::Result<Pin<Box<dyn AsyncRead + Send>>> {
+    let metadata = tokio::fs::metadata(path).await?;
+    if std::os::unix::fs::FileTypeExt::is_fifo(&metadata.file_type()) {
+        // Read-write on Linux: opening does not wait for a writer, and we hold a writer
+        // ourselves, so the pipe never reports end-of-file between two writers.
+        let receiver = tokio::net::unix::pipe::OpenOptions::new()
+            .read_write(true)
+            .open_receiver(path)?;
+        Ok(Box::pin(receiver))
+    } else {
+        Ok(Box::pin(tokio::fs::File::open(path).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    #[tokio::test]
+    async fn every_read_is_published_without_waiting_for_more() {
+        let hub = Hub::new("f");
+        let mut subscriber = hub.subscribe();
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        let pump_task = tokio::spawn({
+            let hub = std::sync::Arc::clone(&hub);
+            async move { pump(reader, &hub).await }
+        });
+        let mut batch = VecDeque::new();
+        tokio::io::AsyncWriteExt::write_all(&mut writer, b"tiny")
+            .await
+            .expect("write");
+        subscriber.next(&mut batch, 8).await;
+        assert_eq!(batch, [bytes::Bytes::from_static(b"tiny")]);
+        drop(writer);
+        assert_eq!(pump_task.await.expect("pump").expect("read"), 4);
+    }
+}

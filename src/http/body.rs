@@ -1,0 +1,107 @@
+//! ClientBody: an `http_body::Body` that reads one client's subscription.
+//!
+//! Each poll hands hyper the next pending chunk; when none is pending it takes every chunk the
+//! hub holds for this client at once, so hyper queues them and writes them in one vectored
+//! write. A client that falls [`LAG_MAX`] behind live is cut off (its connection is aborted, so
+//! it can tell a truncated stream from a finished one), and never slows the others.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+
+use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event, LAG_MAX, Subscriber};
+
+/// Why a client's response was cut short.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// It fell too far behind live.
+    #[error("client too slow: more than {LAG_MAX:?} behind live")]
+    TooSlow,
+}
+
+/// The body of one client's stream response.
+pub struct ClientBody {
+    subscriber: Subscriber,
+    pending: VecDeque<Bytes>,
+    peer: SocketAddr,
+    path: String,
+    started: Instant,
+    sent: u64,
+    end: &'static str,
+}
+
+impl ClientBody {
+    /// A body sending `pending` first, then whatever `subscriber` receives.
+    pub fn new(
+        subscriber: Subscriber,
+        pending: VecDeque<Bytes>,
+        peer: SocketAddr,
+        path: String,
+    ) -> Self {
+        Self {
+            subscriber,
+            pending,
+            peer,
+            path,
+            started: Instant::now(),
+            sent: 0,
+            end: "client closed the connection",
+        }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = ClientError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientError>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(chunk) = this.pending.pop_front() {
+                this.sent += chunk.len() as u64;
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            let event = ready!(
+                this.subscriber
+                    .poll_next(cx, &mut this.pending, BATCH_CHUNKS_MAX)
+            );
+            match event {
+                // A failure between two runs: the producer is being resurrected, keep waiting.
+                Event::Data | Event::Failed(_) => {}
+                Event::Lagged => {
+                    this.end = "too slow: fell behind live";
+                    return Poll::Ready(Some(Err(ClientError::TooSlow)));
+                }
+                Event::Ended => {
+                    this.end = "stream ended";
+                    return Poll::Ready(None);
+                }
+                Event::Closed => {
+                    this.end = "server stopping";
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        tracing::info!(
+            peer = %self.peer,
+            path = %self.path,
+            bytes = self.sent,
+            duration = ?self.started.elapsed(),
+            reason = self.end,
+            "client disconnected"
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The URL table: which request gets which answer.
+//!
+//! Streams are served at `/stream/<name>` and at their `url`; `/` lists them (when the home
+//! page is on) and `/config` shows the final configuration (when enabled). Unknown paths get
+//! 404, methods other than GET and HEAD 405, and a stream whose command cannot start 502 with a
+//! short text saying why, rather than a hanging client or an empty 200.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+
+use super::body::ClientBody;
+use crate::config::{Config, StreamKind};
+use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
+use crate::registry::Registry;
+use crate::stream::Stream;
+
+/// The body of any response: a fixed one, or a live stream.
+pub type ResponseBody = Either<Full<Bytes>, ClientBody>;
+
+/// How long a new client of an idle stream waits for its first byte before the response
+/// headers go out anyway. Within it, a command that cannot start is reported as 502.
+/// Commands that take longer to produce output (long probing) still stream, just without that
+/// check.
+const FIRST_BYTE_WAIT: Duration = Duration::from_secs(3);
+
+/// Everything a request handler needs.
+pub struct Routes {
+    /// The running feeds and streams.
+    pub registry: Registry,
+    /// The configuration they were built from.
+    pub config: Config,
+}
+
+impl Routes {
+    /// Answers one request.
+    pub async fn handle<B>(
+        self: Arc<Self>,
+        request: Request<B>,
+        peer: SocketAddr,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        let path = request.uri().path().to_string();
+        let agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|agent| agent.to_str().ok())
+            .unwrap_or("-");
+        tracing::info!(%peer, method = %request.method(), %path, agent, "client connected");
+        let head_only = match *request.method() {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => {
+                let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                return Ok(response);
+            }
+        };
+        if let Some(stream) = self.registry.stream_at(&path) {
+            let stream = Arc::clone(stream);
+            return Ok(match stream.config.kind {
+                StreamKind::Shot => shot(&stream, head_only).await,
+                StreamKind::Stream => self.stream(&stream, head_only, peer, path).await,
+            });
+        }
+        Ok(match path.as_str() {
+            "/" if self.config.pages.home => home(&self.config),
+            "/config" if self.config.pages.config => text(
+                StatusCode::OK,
+                crate::config::render_yaml(&self.config).as_str(),
+            ),
+            _ => text(StatusCode::NOT_FOUND, "no such stream or page\n"),
+        })
+    }
+
+    async fn stream(
+        &self,
+        stream: &Stream,
+        head_only: bool,
+        peer: SocketAddr,
+        path: String,
+    ) -> Response<ResponseBody> {
+        let mimetype = &stream.config.mimetype;
+        if head_only {
+            return stream_response(mimetype, Either::Left(Full::default()));
+        }
+        let mut subscriber = stream.subscribe(self.registry.tracker(), self.registry.cancel());
+        let mut first = VecDeque::new();
+        let waited = tokio::time::timeout(
+            FIRST_BYTE_WAIT,
+            subscriber.next(&mut first, BATCH_CHUNKS_MAX),
+        )
+        .await;
+        match waited {
+            Ok(Event::Failed(reason)) => {
+                tracing::warn!(%peer, %path, %reason, "stream could not start");
+                text(StatusCode::BAD_GATEWAY, &format!("{reason}\n"))
+            }
+            Ok(Event::Ended) => text(StatusCode::BAD_GATEWAY, "stream ended\n"),
+            Ok(Event::Closed) => text(StatusCode::SERVICE_UNAVAILABLE, "server stopping\n"),
+            Ok(Event::Lagged) => {
+                subscriber.skip_to_live();
+                let body = ClientBody::new(subscriber, first, peer, path);
+                stream_response(mimetype, Either::Right(body))
+            }
+            Ok(Event::Data) | Err(_) => {
+                let body = ClientBody::new(subscriber, first, peer, path);
+                stream_response(mimetype, Either::Right(body))
+            }
+        }
+    }
+}
+
+async fn shot(stream: &Stream, head_only: bool) -> Response<ResponseBody> {
+    if head_only {
+        return stream_response(&stream.config.mimetype, Either::Left(Full::default()));
+    }
+    match stream.shot().await {
+        Ok(picture) => {
+            let mut response =
+                stream_response(&stream.config.mimetype, Either::Left(Full::new(picture)));
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        Err(error) => {
+            tracing::warn!(stream = %stream.config.name, %error, "shot failed");
+            text(
+                StatusCode::BAD_GATEWAY,
+                &format!("stream \"{}\": {error}\n", stream.config.name),
+            )
+        }
+    }
+}
+
+fn stream_response(mimetype: &str, body: ResponseBody) -> Response<ResponseBody> {
+    let content_type = HeaderValue::from_str(mimetype)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache, no-store")
+        // A reverse proxy in front must not buffer a live stream.
+        .header("X-Accel-Buffering", "no")
+        .body(body)
+        .expect("static headers are valid")
+}
+
+fn text(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Either::Left(Full::new(Bytes::from(message.to_string()))))
+        .expect("static headers are valid")
+}
+
+/// The home page: a plain list of links to every stream.
+fn home(config: &Config) -> Response<ResponseBody> {
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>voyandz</title></head>\
+         <body><h1>voyandz</h1><ul>\n",
+    );
+    for stream in config.streams.values() {
+        let path = format!("/stream/{}", stream.name);
+        let url = stream.url.as_deref().unwrap_or(&path);
+        html.push_str(&format!(
+            "<li><a href=\"{}\">{}</a> ({})</li>\n",
+            escape(url),
+            escape(&stream.name),
+            escape(&stream.mimetype)
+        ));
+    }
+    html.push_str("</ul></body></html>\n");
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Either::Left(Full::new(Bytes::from(html))))
+        .expect("static headers are valid")
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,96 @@
+//! The accept loop: one task per connection, hyper HTTP/1.1 on each.
+//!
+//! Every accepted socket gets `TCP_NODELAY` (a chunk goes out the moment it is written) and a
+//! small `TCP_NOTSENT_LOWAT`, so that a slow client's backlog stays in our bounded hub, where
+//! it is measured and cut, instead of hiding seconds of video in a 4 MiB kernel buffer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::routes::Routes;
+
+/// Unsent bytes the kernel may hold per client socket: a few chunks of a high bit-rate
+/// stream (a write wakes up at most this much at a time), and at 4 Mbit/s only 64 ms of
+/// hidden delay.
+pub const NOTSENT_LOWAT_BYTES: u32 = 32 << 10;
+/// A client must send its request headers within this time (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish once the server stops (stream bodies are ended
+/// first, so this only covers responses already being written).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Serves `routes` on `listener` until `cancel` fires; connections run on `tracker`.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Arc<Routes>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                configure(&socket, peer);
+                let span = tracing::debug_span!("connection", %peer);
+                tracker.spawn(
+                    connection(socket, peer, Arc::clone(&routes), cancel.clone()).instrument(span),
+                );
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+fn configure(socket: &TcpStream, peer: SocketAddr) {
+    if let Err(error) = socket.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+    }
+    if let Err(error) = socket2::SockRef::from(socket).set_tcp_notsent_lowat(NOTSENT_LOWAT_BYTES) {
+        tracing::debug!(%peer, %error, "cannot set TCP_NOTSENT_LOWAT");
+    }
+}
+
+async fn connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    routes: Arc<Routes>,
+    cancel: CancellationToken,
+) {
+    let service = service_fn(move |request| Arc::clone(&routes).handle(request, peer));
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .writev(true)
+        .serve_connection(TokioIo::new(socket), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = cancel.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, connection).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}

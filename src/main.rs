@@ -1,0 +1,88 @@
+//! The voyandz daemon: parse the command line, start logging, load the configuration, take
+//! the listening socket, build the runtime and call [`voyandz::app::run`]; nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use voyandz::cli::Cli;
+use voyandz::config;
+use voyandz::systemd::listen;
+
+/// sysexits.h EX_CONFIG: the configuration is bad.
+const EXIT_CONFIG: u8 = 78;
+/// sysexits.h EX_OSERR: no socket, no runtime.
+const EXIT_OSERR: u8 = 71;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = config::resolve_path(cli.config.as_deref());
+    if cli.check {
+        return check(&path);
+    }
+    // Before any thread exists: it reads and clears LISTEN_* from the environment.
+    let inherited = listen::inherited();
+    voyandz::logging::init(cli.log_level);
+    voyandz::app::log_panics();
+    tracing::info!(config = %path.display(), "voyandz {} starting", env!("CARGO_PKG_VERSION"));
+    let loaded = match config::load_file(&path) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            for line in error.to_string().lines() {
+                tracing::error!("{line}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config;
+    if let Some(logdir) = &config.logdir
+        && let Err(error) = std::fs::create_dir_all(logdir)
+    {
+        tracing::error!(logdir = %logdir.display(), %error, "cannot create logdir");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let address = std::net::SocketAddr::new(config.listen_addr, config.listen_port);
+    let listener = match inherited.and_then(|inherited| listen::listener(inherited, address)) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen");
+            return ExitCode::from(EXIT_OSERR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the runtime");
+            return ExitCode::from(EXIT_OSERR);
+        }
+    };
+    match runtime.block_on(voyandz::app::run(config, listener)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check`: the final configuration on stdout (exit 0), or the problems on stderr (exit 1).
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", config::render_yaml(&loaded.config));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The one owner of runtime state: every feed's hub and every stream, found by name or URL.
+//!
+//! Built from a validated [`Config`]: hubs for all feeds first (so chains and streams can
+//! refer to them), then supervisors, then streams. Continuous feeds start at once; the rest
+//! wait for demand. This module does not speak HTTP; `http::routes` asks it for streams.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::fanout::hub::Hub;
+use crate::feed;
+use crate::stream::{self, Stream};
+
+/// Runtime feeds and streams of one configuration.
+pub struct Registry {
+    feeds: HashMap<String, Arc<Hub>>,
+    streams: HashMap<String, Arc<Stream>>,
+    paths: HashMap<String, Arc<Stream>>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Registry {
+    /// Sets up every feed and stream of `config`; their tasks run on `tracker` until `cancel`.
+    pub fn start(config: &Config, tracker: &TaskTracker, cancel: &CancellationToken) -> Self {
+        let logdir = config.logdir.as_deref();
+        let feeds: HashMap<String, Arc<Hub>> = config
+            .feeds
+            .keys()
+            .map(|name| (name.clone(), Hub::new(name)))
+            .collect();
+        for (name, feed_config) in &config.feeds {
+            let parent = feed_config.feed.as_ref().map(|parent| hub(&feeds, parent));
+            let job = feed::job(feed_config, parent, logdir);
+            stream::spawn_supervisor(job, hub(&feeds, name), tracker, cancel);
+        }
+        let mut streams = HashMap::new();
+        let mut paths = HashMap::new();
+        for (name, stream_config) in &config.streams {
+            let feed = stream_config.feed.as_ref().map(|feed| hub(&feeds, feed));
+            let stream = Arc::new(Stream::start(
+                stream_config,
+                feed,
+                logdir.map(Path::new),
+                tracker,
+                cancel,
+            ));
+            for path in Config::stream_paths(stream_config) {
+                paths.insert(path, Arc::clone(&stream));
+            }
+            streams.insert(name.clone(), stream);
+        }
+        Self {
+            feeds,
+            streams,
+            paths,
+            tracker: tracker.clone(),
+            cancel: cancel.clone(),
+        }
+    }
+
+    /// The stream served at a URL path, if any.
+    pub fn stream_at(&self, path: &str) -> Option<&Arc<Stream>> {
+        self.paths.get(path)
+    }
+
+    /// The stream called `name`.
+    pub fn stream(&self, name: &str) -> Option<&Arc<Stream>> {
+        self.streams.get(name)
+    }
+
+    /// The tracker that per-client tasks are spawned on.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
+    /// The token that stops this registry's tasks.
+    pub fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Ends every client's output: the server is stopping.
+    pub fn close(&self) {
+        for hub in self.feeds.values() {
+            hub.close();
+        }
+        for stream in self.streams.values() {
+            stream.close();
+        }
+    }
+}
+
+/// Validation guarantees that every `feed:` names an existing feed.
+fn hub(feeds: &HashMap<String, Arc<Hub>>, name: &str) -> Arc<Hub> {
+    Arc::clone(feeds.get(name).expect("validated: feed exists"))
+}

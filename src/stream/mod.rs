@@ -1,0 +1,147 @@
+//! Streams: what clients connect to. A stream's command reads its feed on stdin (or nothing)
+//! and writes a streamable container to stdout; without a command the feed is relayed as is.
+//!
+//! A shared stream has one process and one hub for all its clients ("the data created for that
+//! stream should only be created once and sent to each connection"); an exclusive one gets a
+//! process per client; a shot runs once per request ([`shot`]). A direct relay has no process
+//! at all: its clients subscribe to the feed's hub itself, so not even a pipe is in the way.
+
+pub mod shot;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::{ClientMode, Mode, StreamConfig, StreamKind};
+use crate::fanout::hub::{Hub, Subscriber};
+use crate::lifecycle::{self, Input, Job};
+use crate::process::child::StderrBudget;
+
+/// A configured stream and its runtime handles.
+pub struct Stream {
+    /// Its configuration.
+    pub config: StreamConfig,
+    /// The hub shared by all clients (shared streams and direct relays).
+    shared: Option<Arc<Hub>>,
+    /// The hub of its feed, piped into each process it runs.
+    feed: Option<Arc<Hub>>,
+    stderr_file: Option<PathBuf>,
+    /// Log budget shared by the per-request processes of exclusive streams and shots.
+    budget: StderrBudget,
+}
+
+impl Stream {
+    /// Sets a stream up; a shared stream's supervisor is started on `tracker`.
+    pub fn start(
+        config: &StreamConfig,
+        feed: Option<Arc<Hub>>,
+        logdir: Option<&Path>,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> Self {
+        let stderr_file = logdir.map(|dir| dir.join(format!("stream-{}.log", config.name)));
+        let shared = match (&config.command, config.kind, config.client) {
+            (None, _, _) => feed.clone(),
+            (Some(_), StreamKind::Stream, ClientMode::Shared) => {
+                let hub = Hub::new(&config.name);
+                let job = job(
+                    config,
+                    feed.clone(),
+                    stderr_file.clone(),
+                    config.mode,
+                    false,
+                );
+                spawn_supervisor(job, Arc::clone(&hub), tracker, cancel);
+                Some(hub)
+            }
+            _ => None,
+        };
+        Self {
+            config: config.clone(),
+            shared,
+            feed,
+            stderr_file,
+            budget: StderrBudget::default(),
+        }
+    }
+
+    /// A new client's subscription: to the shared hub, or to a process of its own.
+    pub fn subscribe(&self, tracker: &TaskTracker, cancel: &CancellationToken) -> Subscriber {
+        if let Some(hub) = &self.shared {
+            return hub.subscribe();
+        }
+        let hub = Hub::new(&self.config.name);
+        let subscriber = hub.subscribe();
+        let job = job(
+            &self.config,
+            self.feed.clone(),
+            self.stderr_file.clone(),
+            Mode::OnDemand,
+            true,
+        );
+        spawn_supervisor(job, hub, tracker, cancel);
+        subscriber
+    }
+
+    /// Ends the output of its shared hub for every client: the server is stopping.
+    pub fn close(&self) {
+        if let Some(hub) = &self.shared {
+            hub.close();
+        }
+    }
+
+    /// Runs the shot command once and returns its whole output.
+    pub async fn shot(&self) -> Result<bytes::Bytes, shot::ShotError> {
+        let argv = self.config.command.as_ref().map(|c| c.argv.as_slice());
+        shot::run(
+            argv.unwrap_or_default(),
+            self.feed.clone(),
+            self.stderr_file.clone(),
+            self.budget.clone(),
+        )
+        .instrument(tracing::info_span!("shot", stream = %self.config.name))
+        .await
+    }
+}
+
+fn job(
+    config: &StreamConfig,
+    feed: Option<Arc<Hub>>,
+    stderr_file: Option<PathBuf>,
+    mode: Mode,
+    once: bool,
+) -> Job {
+    Job {
+        kind: "stream",
+        name: config.name.clone(),
+        input: Input::Command {
+            argv: config
+                .command
+                .as_ref()
+                .map(|command| command.argv.clone())
+                .unwrap_or_default(),
+            stdin: feed,
+        },
+        mode,
+        resurrect: !once,
+        once,
+        stderr_file,
+    }
+}
+
+/// Starts a supervisor task in the stream's log span.
+pub fn spawn_supervisor(
+    job: Job,
+    hub: Arc<Hub>,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) {
+    let span = match job.kind {
+        "feed" => tracing::info_span!("feed", feed = %job.name),
+        _ => tracing::info_span!("stream", stream = %job.name),
+    };
+    tracker.spawn(lifecycle::supervise(job, hub, cancel.clone()).instrument(span));
+}
