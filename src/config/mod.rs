@@ -14,6 +14,7 @@ mod render;
 mod validate;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -155,16 +156,55 @@ impl Config {
 /// Picks the config file: `-f`, else `$VOYANDZ_CONFFILE`, else the spec's
 /// `/etc/voyandz.ini`, else upstream's `/etc/voyandz`.
 pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
+    let env = std::env::var_os(CONFFILE_ENV);
+    pick_path(cli, env.as_deref(), |path| path.exists())
+}
+
+/// [`resolve_path`] without the environment and the file system, for tests.
+fn pick_path(cli: Option<&Path>, env: Option<&OsStr>, exists: impl Fn(&Path) -> bool) -> PathBuf {
     if let Some(path) = cli {
         return path.to_path_buf();
     }
-    if let Some(env) = std::env::var_os(CONFFILE_ENV).filter(|v| !v.is_empty()) {
+    if let Some(env) = env.filter(|v| !v.is_empty()) {
         return PathBuf::from(env);
     }
     let spec = Path::new(SPEC_DEFAULT_PATH);
-    if spec.exists() || !Path::new(UPSTREAM_DEFAULT_PATH).exists() {
+    if exists(spec) || !exists(Path::new(UPSTREAM_DEFAULT_PATH)) {
         spec.to_path_buf()
     } else {
         PathBuf::from(UPSTREAM_DEFAULT_PATH)
+    }
+}
+
+impl Default for Pages {
+    /// Home and stat on, config off, as upstream.
+    fn default() -> Self {
+        DEFAULT_PAGES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_path_is_cli_then_env_then_spec_then_upstream() {
+        let cli = Path::new("/tmp/v.yaml");
+        let env = Some(OsStr::new("/srv/v.yaml"));
+        let all = |_: &Path| true;
+        let none = |_: &Path| false;
+        let upstream_only = |path: &Path| path == Path::new(UPSTREAM_DEFAULT_PATH);
+        assert_eq!(pick_path(Some(cli), env, all), cli);
+        assert_eq!(pick_path(None, env, all), Path::new("/srv/v.yaml"));
+        assert_eq!(
+            pick_path(None, Some(OsStr::new("")), all),
+            Path::new(SPEC_DEFAULT_PATH)
+        );
+        assert_eq!(pick_path(None, None, none), Path::new(SPEC_DEFAULT_PATH));
+        assert_eq!(
+            pick_path(None, None, upstream_only),
+            Path::new(UPSTREAM_DEFAULT_PATH)
+        );
+        assert_eq!(resolve_path(Some(cli)), cli);
     }
 }

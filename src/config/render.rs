@@ -129,4 +129,81 @@ impl From<Mode> for OutMode {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::load_str;
+
+    /// Renders `config`, loads the result as if from the same file, and compares.
+    fn assert_round_trip(config: &Config) -> String {
+        let yaml = render_yaml(config);
+        let again = load_str(&config.path, &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(&again.config, config, "{yaml}");
+        yaml
+    }
+
+    #[test]
+    fn every_upstream_config_round_trips() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/upstream");
+        let entries = std::fs::read_dir(&dir).expect("tests/data/upstream is readable");
+        let mut seen = 0;
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if ["LICENSE", "README"]
+                .iter()
+                .any(|name| path.ends_with(name))
+            {
+                continue;
+            }
+            let loaded = crate::config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_round_trip(&loaded.config);
+            seen += 1;
+        }
+        assert_eq!(seen, 14);
+    }
+
+    #[test]
+    fn every_value_and_default_is_written_out() {
+        let yaml = "listenaddr: '::'\nlistenport: 8091\nlogdir: log\npages:\n  config: yes\n\
+                    feeds:\n  'yes':\n    file: in.ts\n    no-resurrect: on\n    mode: 0.1\n\
+                    \x20 '010':\n    command: \"ffmpeg -i 'a: b' #x\"\n    feed: 'yes'\n    mode: 2.3333\n\
+                    streams:\n  s:\n    feed: '010'\n    url: live\n  p:\n    command: |\n      \
+                    ffmpeg\n        -i -\n    type: shot\n    client: exclusive\n    mimetype: image/png\n";
+        let config = load_str(Path::new("/srv/v/t.yaml"), yaml)
+            .expect("loads")
+            .config;
+        assert_eq!(
+            config.feeds["yes"].mode,
+            crate::config::Mode::Timeout(Duration::from_millis(100))
+        );
+        let rendered = assert_round_trip(&config);
+        for line in [
+            "listenaddr: \"::\"",
+            "logdir: /srv/v/log",
+            "    file: /srv/v/in.ts",
+            "    mode: 0.1",
+            "    mode: on-demand",
+            "    no-resurrect: true",
+            "    type: stream",
+            "    client: shared",
+            "    mimetype: application/octet-stream",
+            "    url: /live",
+            "  home: true",
+            "  config: true",
+        ] {
+            assert!(rendered.lines().any(|l| l == line), "{line}\n{rendered}");
+        }
+    }
+
+    #[test]
+    fn the_default_config_round_trips() {
+        let config = load_str(Path::new("t.yaml"), "").expect("loads").config;
+        let yaml = assert_round_trip(&config);
+        assert!(
+            yaml.starts_with("listenaddr: \"127.0.0.1\"\nlistenport: 8090\n"),
+            "{yaml}"
+        );
+    }
+}

@@ -202,4 +202,130 @@ fn unused_feeds(config: &Config, report: &mut Report) {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use crate::config::load::problems;
+
+    fn errors(yaml: &str) -> Vec<String> {
+        problems(yaml).expect_err("should not load")
+    }
+
+    fn warnings(yaml: &str) -> Vec<String> {
+        problems(yaml).unwrap_or_else(|errors| panic!("{}", errors.join("\n")))
+    }
+
+    #[test]
+    fn a_feed_must_exist() {
+        let yaml = "feeds:\n  a:\n    command: cat\n    feed: nope\n\
+                    streams:\n  s:\n    feed: a\n  t:\n    command: cat\n    feed: b\n";
+        assert_eq!(
+            errors(yaml),
+            [
+                "t.yaml:4:11: feeds.a.feed: no feed named \"nope\"",
+                "t.yaml:10:11: streams.t.feed: no feed named \"b\"",
+            ]
+        );
+        let yaml = "feeds:\n  a:\n    command: cat\n  f:\n    file: /dev/null\n    feed: a\n";
+        assert_eq!(
+            errors(yaml),
+            ["t.yaml:6:11: feeds.f.feed: a file feed has no stdin to take a feed"]
+        );
+    }
+
+    #[test]
+    fn feed_cycles_are_errors_once_each() {
+        let yaml = "feeds:\n  b:\n    command: cat\n    feed: a\n  a:\n    command: cat\n    feed: b\n\
+                    \x20 c:\n    command: cat\n    feed: a\n  d:\n    command: cat\n    feed: d\n";
+        assert_eq!(
+            errors(yaml),
+            [
+                "t.yaml:7:11: feeds.a.feed: feed cycle: a -> b -> a",
+                "t.yaml:13:11: feeds.d.feed: feed cycle: d -> d",
+            ]
+        );
+    }
+
+    #[test]
+    fn two_streams_cannot_share_a_path() {
+        let yaml = "streams:\n  a:\n    command: cat\n    url: /live\n  b:\n    command: cat\n    url: live\n\
+                    \x20 c:\n    command: cat\n    url: /stream/a\n  d:\n    command: cat\n    url: /stream/d\n";
+        assert_eq!(
+            errors(yaml),
+            [
+                "t.yaml:7:10: streams.b.url: /live is already served by stream \"a\"",
+                "t.yaml:10:10: streams.c.url: /stream/a is already served by stream \"a\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_url_cannot_be_a_built_in_page() {
+        for (url, path) in [
+            ("/", "/"),
+            ("stat", "/stat"),
+            ("/stat.json", "/stat.json"),
+            ("//config", "/config"),
+        ] {
+            let yaml = format!("streams:\n  s:\n    command: cat\n    url: {url}\n");
+            assert_eq!(
+                errors(&yaml),
+                [format!(
+                    "t.yaml:4:10: streams.s.url: {path} is the path of a built-in page"
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn a_direct_relay_runs_nothing() {
+        let yaml = "feeds:\n  f:\n    command: cat\nstreams:\n  r:\n    type: shot\n    client: exclusive\n\
+                    \x20   mode: 5\n    feed: f\n  n:\n    mimetype: video/mp2t\n";
+        assert_eq!(
+            errors(yaml),
+            [
+                "t.yaml:10:3: streams.n: a stream without a command relays its feed, so it needs feed",
+                "t.yaml:6:11: streams.r.type: a shot needs a command: a direct relay runs nothing",
+                "t.yaml:7:13: streams.r.client: client: exclusive needs a command: a direct relay \
+                 runs nothing",
+                "t.yaml:8:11: streams.r.mode: a direct relay runs nothing, so mode must be \
+                 on-demand (set the mode of its feed instead)",
+            ]
+        );
+    }
+
+    #[test]
+    fn shots_and_exclusive_streams_run_on_demand() {
+        let fine = "streams:\n  s:\n    command: cat\n    type: shot\n    client: exclusive\n";
+        assert_eq!(warnings(fine), Vec::<String>::new());
+        let yaml = "streams:\n  s:\n    command: cat\n    type: shot\n    mode: continuous\n\
+                    \x20 x:\n    command: cat\n    client: exclusive\n    mode: 3\n";
+        assert_eq!(
+            errors(yaml),
+            [
+                "t.yaml:5:11: streams.s.mode: a shot runs once per request, so mode must be on-demand",
+                "t.yaml:9:11: streams.x.mode: client: exclusive runs one process per client, so \
+                 mode must be on-demand",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_paths_and_unused_feeds_are_warnings() {
+        let yaml = "logdir: /nonexistent/voyandz/log\nfeeds:\n  f:\n    file: /nonexistent/in.ts\n\
+                    \x20 g:\n    command: ffmpeg -i /dev/voyandz-no-such-camera -i /dev/null -\n\
+                    streams:\n  s:\n    feed: f\n    command: cat /dev/voyandz-no-such-camera\n";
+        assert_eq!(
+            warnings(yaml),
+            [
+                "t.yaml:1:9: logdir: /nonexistent/voyandz/log does not exist; it will be created",
+                "t.yaml:4:11: feeds.f.file: /nonexistent/in.ts does not exist",
+                "t.yaml:6:14: feeds.g.command: device /dev/voyandz-no-such-camera does not exist",
+                "t.yaml:10:14: streams.s.command: device /dev/voyandz-no-such-camera does not exist",
+                "t.yaml:5:3: feeds.g: no stream or feed uses this feed, so it never runs",
+            ]
+        );
+        assert_eq!(
+            errors("logdir: /dev/null\n"),
+            ["t.yaml:1:9: logdir: /dev/null is not a directory"]
+        );
+    }
+}

@@ -36,19 +36,21 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    /// A body sending `pending` first, then whatever `subscriber` receives.
+    /// A body sending `pending` first, then whatever `subscriber` receives, for the client
+    /// at `peer` that asked for `path` at `started`.
     pub fn new(
         subscriber: Subscriber,
         pending: VecDeque<Bytes>,
         peer: SocketAddr,
         path: String,
+        started: Instant,
     ) -> Self {
         Self {
             subscriber,
             pending,
             peer,
             path,
-            started: Instant::now(),
+            started,
             sent: 0,
             end: "client closed the connection",
         }

@@ -53,7 +53,32 @@ impl Routes {
             .and_then(|agent| agent.to_str().ok())
             .unwrap_or("-");
         tracing::info!(%peer, method = %request.method(), %path, agent, "client connected");
-        let head_only = match *request.method() {
+        let started = std::time::Instant::now();
+        let response = self
+            .respond(request.method(), path.clone(), peer, started)
+            .await;
+        if let Either::Left(body) = response.body() {
+            // Stream bodies log their own end when they are dropped.
+            tracing::info!(
+                %peer,
+                %path,
+                status = response.status().as_u16(),
+                bytes = http_body::Body::size_hint(body).exact().unwrap_or(0),
+                duration = ?started.elapsed(),
+                "client answered"
+            );
+        }
+        Ok(response)
+    }
+
+    async fn respond(
+        &self,
+        method: &Method,
+        path: String,
+        peer: SocketAddr,
+        started: std::time::Instant,
+    ) -> Response<ResponseBody> {
+        let head_only = match *method {
             Method::GET => false,
             Method::HEAD => true,
             _ => {
@@ -61,24 +86,24 @@ impl Routes {
                 response
                     .headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-                return Ok(response);
+                return response;
             }
         };
         if let Some(stream) = self.registry.stream_at(&path) {
             let stream = Arc::clone(stream);
-            return Ok(match stream.config.kind {
+            return match stream.config.kind {
                 StreamKind::Shot => shot(&stream, head_only).await,
-                StreamKind::Stream => self.stream(&stream, head_only, peer, path).await,
-            });
+                StreamKind::Stream => self.stream(&stream, head_only, peer, path, started).await,
+            };
         }
-        Ok(match path.as_str() {
+        match path.as_str() {
             "/" if self.config.pages.home => home(&self.config),
             "/config" if self.config.pages.config => text(
                 StatusCode::OK,
                 crate::config::render_yaml(&self.config).as_str(),
             ),
             _ => text(StatusCode::NOT_FOUND, "no such stream or page\n"),
-        })
+        }
     }
 
     async fn stream(
@@ -87,6 +112,7 @@ impl Routes {
         head_only: bool,
         peer: SocketAddr,
         path: String,
+        started: std::time::Instant,
     ) -> Response<ResponseBody> {
         let mimetype = &stream.config.mimetype;
         if head_only {
@@ -108,11 +134,11 @@ impl Routes {
             Ok(Event::Closed) => text(StatusCode::SERVICE_UNAVAILABLE, "server stopping\n"),
             Ok(Event::Lagged) => {
                 subscriber.skip_to_live();
-                let body = ClientBody::new(subscriber, first, peer, path);
+                let body = ClientBody::new(subscriber, first, peer, path, started);
                 stream_response(mimetype, Either::Right(body))
             }
             Ok(Event::Data) | Err(_) => {
-                let body = ClientBody::new(subscriber, first, peer, path);
+                let body = ClientBody::new(subscriber, first, peer, path, started);
                 stream_response(mimetype, Either::Right(body))
             }
         }

@@ -132,7 +132,8 @@ fn job(
     }
 }
 
-/// Starts a supervisor task in the stream's log span.
+/// Starts a supervisor task in the feed's or stream's log span. A panic in it is logged (by
+/// the panic hook) and the supervisor is started again: one broken feed must not stay dead.
 pub fn spawn_supervisor(
     job: Job,
     hub: Arc<Hub>,
@@ -143,5 +144,18 @@ pub fn spawn_supervisor(
         "feed" => tracing::info_span!("feed", feed = %job.name),
         _ => tracing::info_span!("stream", stream = %job.name),
     };
-    tracker.spawn(lifecycle::supervise(job, hub, cancel.clone()).instrument(span));
+    let cancel = cancel.clone();
+    tracker.spawn(async move {
+        loop {
+            let run = lifecycle::supervise(job.clone(), Arc::clone(&hub), cancel.clone());
+            match tokio::spawn(run.instrument(span.clone())).await {
+                Err(error) if error.is_panic() && !cancel.is_cancelled() => {
+                    tracing::error!(parent: &span, "supervisor panicked; starting it again");
+                }
+                _ => break,
+            }
+        }
+        // Clients of a per-client hub must not wait for a process that is gone.
+        hub.close();
+    });
 }
