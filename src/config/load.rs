@@ -59,10 +59,9 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
         .map_err(|error| invalid(vec![yaml_problem(path, text, &error)]))?;
     let mut report = Report::new(path);
     let config = convert(path, raw.unwrap_or_default(), &mut report);
-    // Cross-checks on a config with wrong values would report their consequences too.
-    if report.errors.is_empty() {
-        validate::check(&config, &mut report);
-    }
+    // Wrong values were replaced by defaults or stand-ins, so this reports other problems
+    // rather than the consequences of those.
+    validate::check(&config, &mut report);
     if report.errors.is_empty() {
         Ok(Loaded {
             config,
@@ -78,6 +77,11 @@ fn yaml_problem(path: &Path, text: &str, error: &YamlError) -> Problem {
     let error = error.without_snippet();
     let location = error.location().filter(|at| at.line() > 0);
     let key = location.and_then(|at| raw::key_at(text, at.line(), at.column()));
+    // An error met through an alias (`*name`) is located at the alias; say what it is.
+    let error = match error {
+        YamlError::AliasError { error, .. } => error.without_snippet(),
+        error => error,
+    };
     let message = match error {
         YamlError::SerdeUnknownField {
             field, expected, ..
@@ -89,6 +93,7 @@ fn yaml_problem(path: &Path, text: &str, error: &YamlError) -> Problem {
             "expected a mapping (indented `key: value` lines)".to_owned()
         }
         YamlError::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key `{key}`"),
+        YamlError::NonFiniteFloat { value, .. } => format!("expected a finite number, not {value}"),
         other => DefaultMessageFormatter.format_message(other).into_owned(),
     };
     Problem {
@@ -96,8 +101,21 @@ fn yaml_problem(path: &Path, text: &str, error: &YamlError) -> Problem {
         line: location.and_then(|at| usize::try_from(at.line()).ok()),
         column: location.and_then(|at| usize::try_from(at.column()).ok()),
         key: key.unwrap_or_default(),
-        message: message.chars().flat_map(char::escape_default).collect(),
+        message: one_line(&message),
     }
+}
+
+/// `text` with control characters escaped: it may quote the file, and a problem is one line.
+fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 /// Loads `yaml` as `t.yaml`; the errors, or the warnings if it loaded, as displayed.
@@ -302,6 +320,15 @@ mod tests {
             error("streams:\n  a:\n    mimetype: x\n  a:\n    mimetype: y\n"),
             "t.yaml:4:3: streams.a: duplicate key `a`"
         );
+        assert_eq!(
+            error("feeds:\n  a: &f\n    command: cat\n    no-resurrect: true\nstreams:\n  s: *f\n"),
+            "t.yaml:6:6: streams.s.no-resurrect: unknown key `no-resurrect`, \
+             expected one of: command, type, mimetype, feed, client, url, mode"
+        );
+        assert_eq!(
+            error("streams:\n  s:\n    command: cat\n    mode: .inf\n"),
+            "t.yaml:4:11: streams.s.mode: expected a finite number, not .inf"
+        );
         let syntax = error("listenport: 5\n  bad: indent\n");
         assert!(syntax.starts_with("t.yaml:2:6: listenport: "), "{syntax}");
     }
@@ -318,5 +345,31 @@ mod tests {
                 "t.yaml:2:13: listenport: expected a port number from 1 to 65535, not 0",
             ]
         );
+    }
+
+    #[test]
+    fn wrong_values_are_reported_with_cross_check_errors_but_not_their_consequences() {
+        let yaml = "feeds:\n  cam0:\n    command: 'a \"b'\n  f2:\n    file: ''\n\
+                    streams:\n  s:\n    command: \"x '\"\n    client: exclusive\n\
+                    \x20 r:\n    feed: cam0\n  q:\n    feed: f2\n    url: /stat\n";
+        assert_eq!(
+            problems(yaml).expect_err("invalid"),
+            [
+                "t.yaml:3:14: feeds.cam0.command: unbalanced quote or trailing backslash in command",
+                "t.yaml:5:11: feeds.f2.file: expected a path, not nothing",
+                "t.yaml:8:14: streams.s.command: unbalanced quote or trailing backslash in command",
+                "t.yaml:14:10: streams.q.url: /stat is the path of a built-in page",
+            ]
+        );
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_share_settings() {
+        let yaml = "feeds:\n  cam:\n    command: cat\nstreams:\n  a: &relay\n    feed: cam\n\
+                    \x20   mimetype: video/mp2t\n  b:\n    <<: *relay\n    url: /b\n";
+        let config = load_str(Path::new("t.yaml"), yaml).expect("loads").config;
+        assert_eq!(config.streams["b"].mimetype, "video/mp2t");
+        assert_eq!(config.streams["b"].feed.as_deref(), Some("cam"));
+        assert_eq!(config.streams["b"].url.as_deref(), Some("/b"));
     }
 }

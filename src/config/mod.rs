@@ -1,7 +1,7 @@
 //! Configuration: the final, resolved form the rest of the program sees.
 //!
 //! `load` reads a YAML file (a superset of upstream voyandz 0.3.1's format) into these
-//! types (`raw` is the file's shape, `convert` parses each value); `validate` cross-checks
+//! types (`raw` is the file's shape, `convert` and `values` parse it); `validate` cross-checks
 //! them; `render` prints the final form back as YAML (for `/config` and `--check`). Every
 //! problem carries the file, line, column and key path (`problem`). Nothing outside this
 //! module sees raw YAML.
@@ -12,6 +12,7 @@ mod problem;
 mod raw;
 mod render;
 mod validate;
+mod values;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -25,6 +26,8 @@ pub use load::{
 };
 pub use problem::{ConfigError, Problem};
 pub use render::render_yaml;
+pub use validate::RESERVED_PATHS;
+pub use values::MAX_TIMEOUT;
 
 /// The spec's default config path (`-f` overrides it, then `$VOYANDZ_CONFFILE`).
 pub const SPEC_DEFAULT_PATH: &str = "/etc/voyandz.ini";
