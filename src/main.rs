@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     let inherited = listen::inherited();
     voyandz::logging::init(cli.log_level);
     voyandz::app::log_panics();
+    raise_open_files_limit();
     tracing::info!(config = %path.display(), "voyandz {} starting", env!("CARGO_PKG_VERSION"));
     let loaded = match config::load_file(&path) {
         Ok(loaded) => loaded,
@@ -66,6 +67,22 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every client is a socket: lift the soft limit on open files to the hard one, as servers do
+/// (the default soft limit of 1024 would cap the fan-out far below what the machine can serve).
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(%error, "cannot raise the open files limit");
         }
     }
 }
