@@ -13,6 +13,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod container;
 pub mod fanout;
 pub mod feed;
 pub mod http;

@@ -1,0 +1,87 @@
+//! Container framing: where a stream's header ends and where a client may start.
+//!
+//! voyandz never decodes codecs, but to serve the spec's `header` and `keyframe` URL
+//! parameters, keep the last group of pictures for an instant start, and resynchronise a slow
+//! client, it must know two things about the *container* it relays: the bytes a decoder needs
+//! before anything else (the header), and the offsets where a client can begin (a keyframe, or
+//! for audio a frame or page boundary). A [`Demarcator`] finds them, incrementally: bytes
+//! arrive in arbitrary pieces, the hot path allocates nothing, and garbage never panics (the
+//! parser resynchronises at the next recognisable unit).
+//!
+//! This module is pure: no I/O, no clock, no async. The hub cuts chunks at the marks
+//! (zero-copy `Bytes::slice`) and keeps the header and the cached keyframe.
+
+/// A place in the stream where a client may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// Absolute offset (bytes since the parser was made) where the unit starts. It may lie in
+    /// an earlier piece when the unit's start was only recognisable later (a header split
+    /// across two reads); it is never before a mark already reported.
+    pub offset: u64,
+    /// What starts there.
+    pub kind: MarkKind,
+}
+
+/// What starts at a [`Mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkKind {
+    /// A unit a video decoder can start from (an IDR/IRAP access unit, a keyframe cluster, a
+    /// sync-sample fragment, a JPEG): `?keyframe` joins here, `keyframe=last` replays from here.
+    Keyframe,
+    /// A clean unit boundary that is not a keyframe (a non-key PES/cluster/fragment/tag, or
+    /// an audio frame or page): `?header` joins here; for audio-only containers every
+    /// boundary is as good as a keyframe.
+    Boundary,
+}
+
+/// The container formats voyandz understands; anything else is relayed as opaque bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// MPEG transport stream (`video/mp2t`, `video/MP2T`, `video/ts`).
+    MpegTs,
+    /// Matroska or WebM.
+    Matroska,
+    /// Fragmented MP4.
+    FragmentedMp4,
+    /// Flash video.
+    Flv,
+    /// `multipart/x-mixed-replace` JPEGs (MPJPEG).
+    Mpjpeg,
+    /// Raw MJPEG: JPEG after JPEG with nothing in between.
+    Mjpeg,
+    /// MPEG audio layer III frames.
+    Mp3,
+    /// AAC in ADTS frames.
+    Adts,
+    /// Ogg pages (Opus, Vorbis, FLAC...).
+    Ogg,
+    /// RIFF WAVE with PCM data.
+    Wav,
+    /// Not understood: relayed as is, no header, no marks.
+    Opaque,
+}
+
+/// Finds header and unit boundaries in one stream's bytes.
+pub trait Demarcator: Send {
+    /// Which container this parser reads.
+    fn container(&self) -> Container;
+
+    /// Consumes the next piece of the stream (any size, possibly one byte) and appends the
+    /// marks recognised so far, in increasing offset order, to `marks`. A mark is reported as
+    /// soon as the bytes pushed prove it (latency: never wait for the unit's end). Never
+    /// panics, whatever the bytes; after garbage it resynchronises.
+    fn push(&mut self, data: &[u8], marks: &mut Vec<Mark>);
+
+    /// The bytes a client must receive before the first unit it is sent (TS: the latest
+    /// PAT+PMT packets; Matroska: EBML header, Segment start, Info, Tracks; fMP4: ftyp+moov;
+    /// FLV: file header, onMetaData, sequence headers; Ogg: the header pages; WAV: the RIFF
+    /// header with unknown sizes). `None` while not (yet) known, or when none is needed.
+    /// Builds the header only when it changes (allocation off the hot path).
+    fn header(&self) -> Option<&bytes::Bytes>;
+
+    /// Whether the stream carries no video (keyframe requests are then ignored).
+    fn audio_only(&self) -> bool;
+}
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,73 @@
+//! Test support shared by the container parsers: deterministic random pieces and garbage,
+//! so every parser is fed the same hostile inputs (random bytes, truncations, corruptions,
+//! random piece sizes) without a fuzzing dependency.
+
+use super::{Demarcator, Mark};
+
+/// A small deterministic generator (xorshift64*): reproducible failures, no dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a non-zero seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// The next pseudo-random number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..bound` (`bound` > 0).
+    pub fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound as u64) as usize
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Pushes `data` into `parser` in random pieces of 1..=`max_piece` bytes and returns every
+/// mark, checking that marks only move forward and never point past the bytes pushed.
+pub fn push_in_pieces(
+    parser: &mut dyn Demarcator,
+    data: &[u8],
+    rng: &mut Rng,
+    max_piece: usize,
+) -> Vec<Mark> {
+    let mut all: Vec<Mark> = Vec::new();
+    let mut marks: Vec<Mark> = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let piece = (1 + rng.below(max_piece)).min(data.len() - at);
+        marks.clear();
+        parser.push(&data[at..at + piece], &mut marks);
+        for mark in &marks {
+            assert!(mark.offset < (at + piece) as u64, "mark past the bytes pushed");
+            if let Some(last) = all.last() {
+                assert!(last.offset <= mark.offset, "marks out of order");
+            }
+        }
+        all.extend_from_slice(&marks);
+        at += piece;
+    }
+    all
+}
+
+/// `data` with `count` random bytes overwritten.
+pub fn corrupt(data: &[u8], rng: &mut Rng, count: usize) -> Vec<u8> {
+    let mut out = data.to_vec();
+    for _ in 0..count {
+        if out.is_empty() {
+            break;
+        }
+        let at = rng.below(out.len());
+        out[at] = rng.next() as u8;
+    }
+    out
+}
