@@ -160,23 +160,11 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::load::problems;
-    use crate::config::{Loaded, load_str};
-
-    fn load(yaml: &str) -> Config {
-        let loaded = load_str(Path::new("/etc/voyandz/t.yaml"), yaml);
-        loaded
-            .map(|Loaded { config, .. }| config)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn error(yaml: &str) -> String {
-        problems(yaml).expect_err("should not load").join("\n")
-    }
+    use crate::config::load::{errors, loaded};
 
     #[test]
     fn a_feed_has_a_command_or_a_file() {
-        let config = load(
+        let config = loaded(
             "feeds:\n  f:\n    file: in.ts\n    no-resurrect: true\n  g:\n    command: cat\n    feed: f\n",
         );
         let feed = &config.feeds["f"];
@@ -186,22 +174,22 @@ mod tests {
         );
         assert!(!feed.resurrect && config.feeds["g"].resurrect);
         assert_eq!(
-            error("feeds:\n  f:\n    command: cat\n    file: /x\n"),
+            errors("feeds:\n  f:\n    command: cat\n    file: /x\n"),
             "t.yaml:4:11: feeds.f.file: set either command or file, not both"
         );
         assert_eq!(
-            error("feeds:\n  f:\n"),
+            errors("feeds:\n  f:\n"),
             "t.yaml:2:3: feeds.f: a feed needs a command or a file"
         );
         assert_eq!(
-            error("feeds:\n  f:\n    mode: 5\n"),
+            errors("feeds:\n  f:\n    mode: 5\n"),
             "t.yaml:2:3: feeds.f: a feed needs a command or a file"
         );
     }
 
     #[test]
     fn streams_get_their_defaults() {
-        let config = load("feeds:\n  f:\n    command: cat\nstreams:\n  s:\n    feed: f\n");
+        let config = loaded("feeds:\n  f:\n    command: cat\nstreams:\n  s:\n    feed: f\n");
         let stream = &config.streams["s"];
         assert_eq!(stream.command, None);
         assert_eq!(
@@ -216,24 +204,24 @@ mod tests {
     #[test]
     fn wrong_words_and_names_are_errors() {
         assert_eq!(
-            error("streams:\n  s:\n    command: cat\n    type: video\n    client: all\n"),
+            errors("streams:\n  s:\n    command: cat\n    type: video\n    client: all\n"),
             "t.yaml:4:11: streams.s.type: expected stream or shot, not \"video\"\n\
              t.yaml:5:13: streams.s.client: expected shared or exclusive, not \"all\""
         );
         assert_eq!(
-            error("streams:\n  a/b:\n    command: cat\n"),
+            errors("streams:\n  a/b:\n    command: cat\n"),
             "t.yaml:2:3: streams.a/b: a stream name cannot contain '/'"
         );
         assert_eq!(
-            error("streams:\n  s:\n    command: cat\n    mimetype: ''\n"),
+            errors("streams:\n  s:\n    command: cat\n    mimetype: ''\n"),
             "t.yaml:4:15: streams.s.mimetype: expected a mime type such as video/mp2t, not nothing"
         );
     }
 
     #[test]
     fn relative_paths_are_relative_to_the_config_file() {
-        let config = load("logdir: logs\n");
+        let config = loaded("logdir: logs\n");
         assert_eq!(config.logdir, Some(PathBuf::from("/etc/voyandz/logs")));
-        assert_eq!(load("logdir: ''\n").logdir, None);
+        assert_eq!(loaded("logdir: ''\n").logdir, None);
     }
 }

@@ -129,6 +129,20 @@ pub(crate) fn problems(yaml: &str) -> Result<Vec<String>, Vec<String>> {
     }
 }
 
+/// Loads `yaml` as `/etc/voyandz/t.yaml` and returns the config; panics with the problems.
+#[cfg(test)]
+pub(crate) fn loaded(yaml: &str) -> Config {
+    load_str(Path::new("/etc/voyandz/t.yaml"), yaml)
+        .map(|Loaded { config, .. }| config)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The problems of a config that must not load, one per line.
+#[cfg(test)]
+pub(crate) fn errors(yaml: &str) -> String {
+    problems(yaml).expect_err("should not load").join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;

@@ -160,29 +160,16 @@ pub(super) fn url(text: String) -> Result<Option<String>, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::config::load::problems;
-    use crate::config::{Config, FeedInput, Loaded, load_str};
-
-    fn load(yaml: &str) -> Config {
-        let loaded = load_str(Path::new("/etc/voyandz/t.yaml"), yaml);
-        loaded
-            .map(|Loaded { config, .. }| config)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn error(yaml: &str) -> String {
-        problems(yaml).expect_err("should not load").join("\n")
-    }
+    use crate::config::load::{errors, loaded, problems};
+    use crate::config::{Config, FeedInput};
 
     fn feed_mode(mode: &str) -> Result<Mode, String> {
         let yaml = format!(
             "feeds:\n  f:\n    command: cat\n    mode: {mode}\nstreams:\n  s:\n    feed: f\n"
         );
         match problems(&yaml) {
-            Ok(_) => Ok(load(&yaml).feeds["f"].mode),
+            Ok(_) => Ok(loaded(&yaml).feeds["f"].mode),
             Err(errors) => Err(errors.join("\n")),
         }
     }
@@ -221,18 +208,18 @@ mod tests {
     #[test]
     fn commands_split_like_a_shell_and_keep_their_text() {
         let config =
-            load("feeds:\n  f:\n    command: >\n      ffmpeg -x 'a b'\n        \"c\\\"d\"\n");
+            loaded("feeds:\n  f:\n    command: >\n      ffmpeg -x 'a b'\n        \"c\\\"d\"\n");
         let FeedInput::Command(command) = &config.feeds["f"].input else {
             panic!("a command feed");
         };
         assert_eq!(command.text, "ffmpeg -x 'a b'\n  \"c\\\"d\"");
         assert_eq!(command.argv, ["ffmpeg", "-x", "a b", "c\"d"]);
         assert_eq!(
-            error("streams:\n  s:\n    command: ffmpeg -i 'x\n"),
+            errors("streams:\n  s:\n    command: ffmpeg -i 'x\n"),
             "t.yaml:3:14: streams.s.command: unbalanced quote or trailing backslash in command"
         );
         assert_eq!(
-            error("feeds:\n  f:\n    command: '  '\n"),
+            errors("feeds:\n  f:\n    command: '  '\n"),
             "t.yaml:3:14: feeds.f.command: empty command"
         );
     }
@@ -241,13 +228,13 @@ mod tests {
     fn urls_get_one_leading_slash_and_empty_means_none() {
         let url = |url: &str| {
             let yaml = format!("streams:\n  s:\n    command: cat\n    url: {url}\n");
-            load(&yaml).streams["s"].url.clone()
+            loaded(&yaml).streams["s"].url.clone()
         };
         assert_eq!(url("scary/vid").as_deref(), Some("/scary/vid"));
         assert_eq!(url("///funny/vid").as_deref(), Some("/funny/vid"));
         assert_eq!(url("''"), None);
         assert_eq!(
-            error("streams:\n  s:\n    command: cat\n    url: '/a b'\n"),
+            errors("streams:\n  s:\n    command: cat\n    url: '/a b'\n"),
             "t.yaml:4:10: streams.s.url: a url cannot contain ' '"
         );
     }
