@@ -16,7 +16,9 @@
 pub struct Mark {
     /// Absolute offset (bytes since the parser was made) where the unit starts. It may lie in
     /// an earlier piece when the unit's start was only recognisable later (a header split
-    /// across two reads); it is never before a mark already reported.
+    /// across two reads); it is never before a mark already reported. It may equal the number
+    /// of bytes pushed so far: a unit is known to start next (raw MJPEG: right after an EOI),
+    /// which lets a client get the end of a frame without waiting for the next one.
     pub offset: u64,
     /// What starts there.
     pub kind: MarkKind,
