@@ -208,6 +208,7 @@ async fn run_once(
     match &job.input {
         Input::File(path) => run_file(path, hub, job.mode, demand, cancel).await,
         Input::Command { argv, stdin } => {
+            hub.start_run();
             let spec = child::Spec {
                 argv,
                 stdin: stdin.is_some(),
@@ -295,6 +296,7 @@ async fn run_file(
     demand: &mut watch::Receiver<usize>,
     cancel: &CancellationToken,
 ) -> RunEnd {
+    hub.start_run();
     let reader = match source::open(path).await {
         Ok(reader) => reader,
         Err(error) => {

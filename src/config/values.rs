@@ -161,8 +161,8 @@ pub(super) fn url(text: String) -> Result<Option<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::FeedInput;
     use crate::config::load::{errors, loaded, problems};
-    use crate::config::{Config, FeedInput};
 
     fn feed_mode(mode: &str) -> Result<Mode, String> {
         let yaml = format!(

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::framing::{Framing, FramingInfo, ParserFactory, Slot};
+use super::join::Join;
+
 /// How far behind live a consumer may fall before it is cut off (or, for container-aware
 /// streams, resynchronised): more than a player's jitter buffer, less than anyone would call
 /// live. Also how long published chunks are kept.
@@ -39,7 +42,11 @@ pub enum Event {
     /// The producer failed to start or died before its next byte (it will be resurrected).
     Failed(Arc<str>),
     /// The cursor fell behind the oldest kept chunk; `skip_to_live` moves it to the present.
+    /// (Only on hubs without framing: container-aware ones skip to a keyframe instead.)
     Lagged,
+    /// The subscriber fell too far behind and now skips ahead to the next keyframe (audio:
+    /// the next frame boundary); its data goes on from there.
+    Skipped,
     /// The producer ended for good (its input ended, or it must not be resurrected).
     Ended,
     /// The server is stopping.
@@ -66,11 +73,8 @@ struct Ring {
     waiters: Vec<Waker>,
     /// Bumped each time `waiters` is woken, so a subscriber knows whether it is still listed.
     wake_epoch: u64,
-}
-
-struct Slot {
-    data: Bytes,
-    at: Instant,
+    /// Container awareness, when the stream's container is understood.
+    framing: Option<Framing>,
 }
 
 impl Ring {
@@ -88,12 +92,67 @@ impl Ring {
             self.chunks.pop_front();
             self.first_seq += 1;
         }
+        if let (Some(framing), Some(front)) = (self.framing.as_mut(), self.chunks.front()) {
+            framing.evict_before(front.offset);
+        }
     }
+
+    /// Where a waiting subscriber may start: a hub offset, once the marks show one.
+    fn locate(&self, wait: &Wait) -> Option<u64> {
+        let framing = self.framing.as_ref()?;
+        if !framing.decided() {
+            return None;
+        }
+        if !framing.active() {
+            // An opaque run: there is no better place than where the client came in.
+            let oldest = self.chunks.front().map_or(wait.from, |slot| slot.offset);
+            return Some(wait.from.max(oldest));
+        }
+        framing
+            .marks
+            .iter()
+            .find(|mark| mark.offset >= wait.from && framing.accepts(mark, wait.keyframe_only))
+            .map(|mark| mark.offset)
+    }
+
+    /// Appends to `batch` up to `max` chunks from hub offset `offset`, the first one sliced
+    /// (no copy); returns the sequence number after the last chunk taken.
+    fn take_from(&self, offset: u64, batch: &mut VecDeque<Bytes>, max: usize) -> u64 {
+        let start = self
+            .chunks
+            .partition_point(|slot| slot.offset + slot.data.len() as u64 <= offset);
+        let mut taken = 0;
+        for slot in self.chunks.range(start..).take(max) {
+            let skip = offset.saturating_sub(slot.offset) as usize;
+            batch.push_back(slot.data.slice(skip..));
+            taken += 1;
+        }
+        self.first_seq + (start + taken) as u64
+    }
+}
+
+/// A subscriber waiting for a place to start (a boundary or a keyframe).
+struct Wait {
+    /// Only marks at or after this hub offset count.
+    from: u64,
+    /// Only keyframes count (audio-only streams accept any boundary).
+    keyframe_only: bool,
+    /// Send the container header before the first unit.
+    send_header: bool,
 }
 
 impl Hub {
     /// A hub named after its feed or stream (the name appears in failure messages).
     pub fn new(name: &str) -> Arc<Self> {
+        Self::with_framing(name, None)
+    }
+
+    /// A container-aware hub: each run of its producer is parsed by a parser from `factory`.
+    pub fn framed(name: &str, factory: ParserFactory) -> Arc<Self> {
+        Self::with_framing(name, Some(factory))
+    }
+
+    fn with_framing(name: &str, factory: Option<ParserFactory>) -> Arc<Self> {
         Arc::new(Self {
             name: name.into(),
             ring: Mutex::new(Ring {
@@ -107,6 +166,7 @@ impl Hub {
                 closed: false,
                 waiters: Vec::new(),
                 wake_epoch: 0,
+                framing: factory.map(|factory| Framing::new(factory, 0)),
             }),
             demand: watch::Sender::new(0),
         })
@@ -127,12 +187,21 @@ impl Hub {
             return;
         }
         let now = Instant::now();
-        let mut ring = self.lock();
+        let mut guard = self.lock();
+        let ring = &mut *guard;
+        let offset = ring.published_bytes;
         ring.bytes += data.len();
         ring.published_bytes += data.len() as u64;
-        ring.chunks.push_back(Slot { data, at: now });
+        ring.chunks.push_back(Slot {
+            data,
+            at: now,
+            offset,
+        });
+        if let Some(framing) = ring.framing.as_mut() {
+            framing.on_publish(&ring.chunks, now);
+        }
         ring.evict(now);
-        Self::wake(ring);
+        Self::wake(guard);
     }
 
     /// Tells consumers waiting for their first byte that the producer failed.
@@ -163,6 +232,31 @@ impl Hub {
         ring.first_seq = ring.next_seq();
         ring.chunks.clear();
         ring.bytes = 0;
+        Self::restart_framing(&mut ring);
+    }
+
+    /// A new run of the producer starts: its bytes begin a new container (a new header).
+    pub fn start_run(&self) {
+        Self::restart_framing(&mut self.lock());
+    }
+
+    fn restart_framing(ring: &mut Ring) {
+        let base = ring.published_bytes;
+        if let Some(framing) = ring.framing.as_mut() {
+            framing.restart(base);
+        }
+    }
+
+    /// What is known about the container, for a container-aware hub.
+    pub fn framing_info(&self) -> Option<FramingInfo> {
+        self.lock().framing.as_ref().map(Framing::info)
+    }
+
+    /// The header and the cached group of pictures (for screenshots), when there is one.
+    pub fn last_gop(&self) -> Option<(Option<Bytes>, Vec<Bytes>)> {
+        let ring = self.lock();
+        let framing = ring.framing.as_ref()?;
+        Some((framing.header().cloned(), framing.gop()?.to_vec()))
     }
 
     fn wake(mut ring: MutexGuard<'_, Ring>) {
@@ -179,14 +273,42 @@ impl Hub {
 
     /// A new consumer, starting with the next chunk published (live).
     pub fn subscribe(self: &Arc<Self>) -> Subscriber {
+        self.subscribe_with(Join::Live)
+    }
+
+    /// A new consumer starting where `join` says. On a hub without framing every join is live.
+    pub fn subscribe_with(self: &Arc<Self>, join: Join) -> Subscriber {
         let ring = self.lock();
-        let subscriber = Subscriber {
+        let mut subscriber = Subscriber {
             hub: Arc::clone(self),
             cursor: ring.next_seq(),
             seen_failures: ring.failures,
             seen_ends: ring.ends,
             listed: None,
+            wait: None,
+            first: Vec::new(),
+            skips: 0,
         };
+        if let Some(framing) = ring.framing.as_ref() {
+            let wait = |keyframe_only| Wait {
+                from: ring.published_bytes,
+                keyframe_only,
+                send_header: true,
+            };
+            subscriber.wait = match join {
+                Join::Live => None,
+                Join::Header => Some(wait(false)),
+                Join::Keyframe => Some(wait(true)),
+                Join::LastKeyframe => match framing.gop() {
+                    Some(gop) => {
+                        subscriber.first.extend(framing.header().cloned());
+                        subscriber.first.extend(gop.iter().cloned());
+                        None
+                    }
+                    None => Some(wait(true)),
+                },
+            };
+        }
         drop(ring);
         self.demand.send_modify(|count| *count += 1);
         subscriber
@@ -219,6 +341,11 @@ pub struct Subscriber {
     seen_ends: u64,
     /// The wake epoch and waker under which this subscriber is listed as a waiter.
     listed: Option<(u64, Waker)>,
+    /// Set while waiting for a place to start.
+    wait: Option<Wait>,
+    /// Bytes to hand out before anything else (the header and the cached GOP).
+    first: Vec<Bytes>,
+    skips: u64,
 }
 
 impl Subscriber {
@@ -232,6 +359,11 @@ impl Subscriber {
         self.cursor = self.hub.lock().next_seq();
     }
 
+    /// How many times this subscriber fell behind and skipped ahead to a keyframe.
+    pub fn skips(&self) -> u64 {
+        self.skips
+    }
+
     /// Appends up to `max` pending chunks to `batch`, or reports what happened instead.
     pub fn poll_next(
         &mut self,
@@ -239,15 +371,40 @@ impl Subscriber {
         batch: &mut VecDeque<Bytes>,
         max: usize,
     ) -> Poll<Event> {
+        if !self.first.is_empty() {
+            batch.extend(self.first.drain(..));
+            return Poll::Ready(Event::Data);
+        }
         let mut ring = self.hub.lock();
         if ring.closed {
             return Poll::Ready(Event::Closed);
         }
-        if self.cursor < ring.first_seq {
-            return Poll::Ready(Event::Lagged);
+        if let Some(wait) = &self.wait
+            && let Some(offset) = ring.locate(wait)
+        {
+            if wait.send_header
+                && let Some(header) = ring.framing.as_ref().and_then(Framing::header)
+            {
+                batch.push_back(header.clone());
+            }
+            self.cursor = ring.take_from(offset, batch, max);
+            self.wait = None;
+            return Poll::Ready(Event::Data);
+        }
+        if self.wait.is_none() && self.cursor < ring.first_seq {
+            if !ring.framing.as_ref().is_some_and(Framing::active) {
+                return Poll::Ready(Event::Lagged);
+            }
+            self.skips += 1;
+            self.wait = Some(Wait {
+                from: ring.published_bytes,
+                keyframe_only: true,
+                send_header: false,
+            });
+            return Poll::Ready(Event::Skipped);
         }
         let next_seq = ring.next_seq();
-        if self.cursor < next_seq {
+        if self.wait.is_none() && self.cursor < next_seq {
             let start = (self.cursor - ring.first_seq) as usize;
             let taken = ring.chunks.range(start..).take(max);
             let before = batch.len();
@@ -372,5 +529,128 @@ mod tests {
         assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Ended));
         hub.close();
         assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Closed));
+    }
+
+    /// A toy container: a chunk starting with `K` is a keyframe, with `B` a boundary.
+    struct Toy {
+        at: u64,
+        header: Bytes,
+    }
+
+    impl crate::container::Demarcator for Toy {
+        fn container(&self) -> crate::container::Container {
+            crate::container::Container::Opaque
+        }
+        fn push(&mut self, data: &[u8], marks: &mut Vec<crate::container::Mark>) {
+            use crate::container::{Mark, MarkKind};
+            let kind = match data.first() {
+                Some(b'K') => Some(MarkKind::Keyframe),
+                Some(b'B') => Some(MarkKind::Boundary),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                marks.push(Mark {
+                    offset: self.at,
+                    kind,
+                });
+            }
+            self.at += data.len() as u64;
+        }
+        fn header(&self) -> Option<&Bytes> {
+            Some(&self.header)
+        }
+        fn audio_only(&self) -> bool {
+            false
+        }
+    }
+
+    fn toy_hub() -> Arc<Hub> {
+        Hub::framed(
+            "toy",
+            Arc::new(|_: &[u8]| {
+                Some(Box::new(Toy {
+                    at: 0,
+                    header: Bytes::from_static(b"H"),
+                }) as Box<dyn crate::container::Demarcator>)
+            }),
+        )
+    }
+
+    fn publish_all(hub: &Hub, chunks: &[&'static [u8]]) {
+        for chunk in chunks {
+            hub.publish(Bytes::from_static(chunk));
+        }
+    }
+
+    fn text(batch: &VecDeque<Bytes>) -> Vec<&[u8]> {
+        batch.iter().map(|chunk| chunk.as_ref()).collect()
+    }
+
+    #[test]
+    fn a_keyframe_join_gets_the_header_then_the_next_keyframe() {
+        let hub = toy_hub();
+        publish_all(&hub, &[b"K0", b"p1"]);
+        let mut sub = hub.subscribe_with(Join::Keyframe);
+        let mut got = VecDeque::new();
+        publish_all(&hub, &[b"p2", b"B3"]);
+        assert!(now_or_never(&mut sub, &mut got).is_pending());
+        publish_all(&hub, &[b"K4", b"p5"]);
+        assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"H"[..], b"K4", b"p5"]);
+    }
+
+    #[test]
+    fn a_header_join_starts_at_the_next_boundary() {
+        let hub = toy_hub();
+        publish_all(&hub, &[b"K0"]);
+        let mut sub = hub.subscribe_with(Join::Header);
+        let mut got = VecDeque::new();
+        publish_all(&hub, &[b"p1", b"B2", b"p3"]);
+        assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"H"[..], b"B2", b"p3"]);
+    }
+
+    #[test]
+    fn a_last_keyframe_join_gets_the_cached_gop_at_once_then_live() {
+        let hub = toy_hub();
+        publish_all(&hub, &[b"K0", b"p1", b"K2", b"p3", b"B4"]);
+        let mut sub = hub.subscribe_with(Join::LastKeyframe);
+        let mut got = VecDeque::new();
+        assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"H"[..], b"K2", b"p3", b"B4"]);
+        got.clear();
+        publish_all(&hub, &[b"p5"]);
+        assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"p5"[..]]);
+    }
+
+    #[test]
+    fn a_new_run_forgets_the_cached_gop() {
+        let hub = toy_hub();
+        publish_all(&hub, &[b"K0", b"p1"]);
+        assert!(hub.last_gop().is_some());
+        hub.start_run();
+        assert!(hub.last_gop().is_none());
+        publish_all(&hub, &[b"K2"]);
+        assert_eq!(hub.last_gop().map(|(_, gop)| gop.len()), Some(1));
+    }
+
+    #[test]
+    fn a_lagging_subscriber_of_a_framed_hub_skips_to_the_next_keyframe() {
+        let hub = toy_hub();
+        let mut slow = hub.subscribe();
+        let filler = Bytes::from(vec![b'p'; 64 << 10]);
+        for _ in 0..(2 * LAG_BYTES_MAX / filler.len()) {
+            hub.publish(filler.clone());
+        }
+        let mut got = VecDeque::new();
+        assert_eq!(
+            now_or_never(&mut slow, &mut got),
+            Poll::Ready(Event::Skipped)
+        );
+        assert_eq!(slow.skips(), 1);
+        publish_all(&hub, &[b"p", b"K"]);
+        assert_eq!(now_or_never(&mut slow, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"K"[..]]);
     }
 }

@@ -4,5 +4,7 @@
 //! each client or downstream command reads it through its own [`hub::Subscriber`] cursor.
 //! [`pipe`] writes a subscription into a child's stdin (a stream fed by a feed, feed chains).
 
+pub mod framing;
 pub mod hub;
+pub mod join;
 pub mod pipe;

@@ -39,6 +39,8 @@ pub async fn pipe_into<W: AsyncWrite + Unpin>(
                     return PipeEnd::ReaderGone;
                 }
             }
+            // The command's decoder resynchronises at the keyframe the hub skipped to.
+            Event::Skipped => {}
             Event::Lagged => {
                 tracing::warn!(
                     feed = %feed.hub().name(),

@@ -78,6 +78,12 @@ impl Body for ClientBody {
             match event {
                 // A failure between two runs: the producer is being resurrected, keep waiting.
                 Event::Data | Event::Failed(_) => {}
+                Event::Skipped => tracing::info!(
+                    peer = %this.peer,
+                    path = %this.path,
+                    skips = this.subscriber.skips(),
+                    "client too slow: skipping ahead to the next keyframe"
+                ),
                 Event::Lagged => {
                     this.end = "too slow: fell behind live";
                     return Poll::Ready(Some(Err(ClientError::TooSlow)));

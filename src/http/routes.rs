@@ -137,7 +137,7 @@ impl Routes {
                 let body = ClientBody::new(subscriber, first, peer, path, started);
                 stream_response(mimetype, Either::Right(body))
             }
-            Ok(Event::Data) | Err(_) => {
+            Ok(Event::Data | Event::Skipped) | Err(_) => {
                 let body = ClientBody::new(subscriber, first, peer, path, started);
                 stream_response(mimetype, Either::Right(body))
             }

@@ -1,0 +1,120 @@
+//! Join policies: where a new client's bytes start, from the spec's URL parameters.
+//!
+//! "Clients should be able to connect at any time, potentially receiving gibberish at the
+//! beginning. If client is incapable of accepting gibberish, it should be allowed for this
+//! client to specify a parameter in URL query demanding from voyandz to provide a proper
+//! header. Another URL query parameter should demand to start streaming from an intra-frame."
+
+/// Where a client's stream starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    /// The next byte published (no parameter): lowest latency, possibly mid-unit.
+    Live,
+    /// `?header`: the container's header, then data from the next unit boundary.
+    Header,
+    /// `?keyframe`: the header, then data from the next keyframe.
+    Keyframe,
+    /// `?keyframe=last`: the header and the cached group of pictures at once, then live:
+    /// an instant picture, one GOP behind live.
+    LastKeyframe,
+}
+
+/// A query parameter with a value voyandz does not understand (answered with 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad value {value:?} for URL parameter {name:?} (expected {expected})")]
+pub struct BadParameter {
+    /// The parameter.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// What is accepted.
+    pub expected: &'static str,
+}
+
+impl Join {
+    /// Reads `header` and `keyframe` from a URL query; other parameters are left to others
+    /// (and ignored here: browsers add cache busters).
+    pub fn from_query(query: Option<&str>) -> Result<Self, BadParameter> {
+        let mut join = Join::Live;
+        for (name, value) in parameters(query) {
+            let bad = |expected| BadParameter {
+                name: name.to_string(),
+                value: value.unwrap_or_default().to_string(),
+                expected,
+            };
+            let wanted = match (name, value) {
+                ("header", None | Some("1" | "true" | "yes")) => Join::Header,
+                ("header", Some("0" | "false" | "no")) => Join::Live,
+                ("header", Some(_)) => return Err(bad("nothing, 1 or 0")),
+                ("keyframe", None | Some("1" | "true" | "yes" | "next")) => Join::Keyframe,
+                ("keyframe", Some("last")) => Join::LastKeyframe,
+                ("keyframe", Some("0" | "false" | "no")) => Join::Live,
+                ("keyframe", Some(_)) => return Err(bad("nothing, 1, last or 0")),
+                _ => continue,
+            };
+            join = join.max_with(wanted);
+        }
+        Ok(join)
+    }
+
+    /// The stricter of two policies (`?header&keyframe` is a keyframe join).
+    fn max_with(self, other: Join) -> Join {
+        let rank = |join| match join {
+            Join::Live => 0,
+            Join::Header => 1,
+            Join::Keyframe => 2,
+            Join::LastKeyframe => 3,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// `name[=value]` pairs of a query string, in order.
+pub fn parameters(query: Option<&str>) -> impl Iterator<Item = (&str, Option<&str>)> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (pair, None),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_choose_the_join() {
+        assert_eq!(Join::from_query(None), Ok(Join::Live));
+        assert_eq!(Join::from_query(Some("t=123")), Ok(Join::Live));
+        assert_eq!(Join::from_query(Some("header")), Ok(Join::Header));
+        assert_eq!(Join::from_query(Some("header=1")), Ok(Join::Header));
+        assert_eq!(Join::from_query(Some("keyframe")), Ok(Join::Keyframe));
+        assert_eq!(
+            Join::from_query(Some("header&keyframe")),
+            Ok(Join::Keyframe)
+        );
+        assert_eq!(
+            Join::from_query(Some("keyframe=last")),
+            Ok(Join::LastKeyframe)
+        );
+        assert_eq!(
+            Join::from_query(Some("keyframe=last&header")),
+            Ok(Join::LastKeyframe)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_the_parameter() {
+        let error = Join::from_query(Some("keyframe=first")).expect_err("bad value");
+        assert_eq!(error.name, "keyframe");
+        assert!(error.to_string().contains("\"first\""), "{error}");
+        assert!(Join::from_query(Some("header=maybe")).is_err());
+    }
+}
