@@ -11,6 +11,8 @@
 //! This module is pure: no I/O, no clock, no async. The hub cuts chunks at the marks
 //! (zero-copy `Bytes::slice`) and keeps the header and the cached keyframe.
 
+pub mod select;
+
 /// A place in the stream where a client may start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {

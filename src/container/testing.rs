@@ -49,7 +49,10 @@ pub fn push_in_pieces(
         marks.clear();
         parser.push(&data[at..at + piece], &mut marks);
         for mark in &marks {
-            assert!(mark.offset <= (at + piece) as u64, "mark past the bytes pushed");
+            assert!(
+                mark.offset <= (at + piece) as u64,
+                "mark past the bytes pushed"
+            );
             if let Some(last) = all.last() {
                 assert!(last.offset <= mark.offset, "marks out of order");
             }

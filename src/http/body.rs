@@ -24,33 +24,33 @@ pub enum ClientError {
     TooSlow,
 }
 
+/// Who a response is for: what the log lines about a client say.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The path it asked for.
+    pub path: String,
+    /// When its request arrived.
+    pub started: Instant,
+}
+
 /// The body of one client's stream response.
 pub struct ClientBody {
     subscriber: Subscriber,
     pending: VecDeque<Bytes>,
-    peer: SocketAddr,
-    path: String,
-    started: Instant,
+    client: Client,
     sent: u64,
     end: &'static str,
 }
 
 impl ClientBody {
-    /// A body sending `pending` first, then whatever `subscriber` receives, for the client
-    /// at `peer` that asked for `path` at `started`.
-    pub fn new(
-        subscriber: Subscriber,
-        pending: VecDeque<Bytes>,
-        peer: SocketAddr,
-        path: String,
-        started: Instant,
-    ) -> Self {
+    /// A body sending `pending` first, then whatever `subscriber` receives, to `client`.
+    pub fn new(subscriber: Subscriber, pending: VecDeque<Bytes>, client: Client) -> Self {
         Self {
             subscriber,
             pending,
-            peer,
-            path,
-            started,
+            client,
             sent: 0,
             end: "client closed the connection",
         }
@@ -79,8 +79,8 @@ impl Body for ClientBody {
                 // A failure between two runs: the producer is being resurrected, keep waiting.
                 Event::Data | Event::Failed(_) => {}
                 Event::Skipped => tracing::info!(
-                    peer = %this.peer,
-                    path = %this.path,
+                    peer = %this.client.peer,
+                    path = %this.client.path,
                     skips = this.subscriber.skips(),
                     "client too slow: skipping ahead to the next keyframe"
                 ),
@@ -104,10 +104,10 @@ impl Body for ClientBody {
 impl Drop for ClientBody {
     fn drop(&mut self) {
         tracing::info!(
-            peer = %self.peer,
-            path = %self.path,
+            peer = %self.client.peer,
+            path = %self.client.path,
             bytes = self.sent,
-            duration = ?self.started.elapsed(),
+            duration = ?self.client.started.elapsed(),
             reason = self.end,
             "client disconnected"
         );

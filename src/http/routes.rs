@@ -16,9 +16,10 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 
-use super::body::ClientBody;
+use super::body::{Client, ClientBody};
 use crate::config::{Config, StreamKind};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
+use crate::fanout::join::Join;
 use crate::registry::Registry;
 use crate::stream::Stream;
 
@@ -46,16 +47,20 @@ impl Routes {
         request: Request<B>,
         peer: SocketAddr,
     ) -> Result<Response<ResponseBody>, Infallible> {
-        let path = request.uri().path().to_string();
+        let client = Client {
+            peer,
+            path: request.uri().path().to_string(),
+            started: std::time::Instant::now(),
+        };
+        let path = &client.path;
         let agent = request
             .headers()
             .get(header::USER_AGENT)
             .and_then(|agent| agent.to_str().ok())
             .unwrap_or("-");
         tracing::info!(%peer, method = %request.method(), %path, agent, "client connected");
-        let started = std::time::Instant::now();
         let response = self
-            .respond(request.method(), path.clone(), peer, started)
+            .respond(request.method(), request.uri().query(), client.clone())
             .await;
         if let Either::Left(body) = response.body() {
             // Stream bodies log their own end when they are dropped.
@@ -64,7 +69,7 @@ impl Routes {
                 %path,
                 status = response.status().as_u16(),
                 bytes = http_body::Body::size_hint(body).exact().unwrap_or(0),
-                duration = ?started.elapsed(),
+                duration = ?client.started.elapsed(),
                 "client answered"
             );
         }
@@ -74,9 +79,8 @@ impl Routes {
     async fn respond(
         &self,
         method: &Method,
-        path: String,
-        peer: SocketAddr,
-        started: std::time::Instant,
+        query: Option<&str>,
+        client: Client,
     ) -> Response<ResponseBody> {
         let head_only = match *method {
             Method::GET => false,
@@ -89,14 +93,17 @@ impl Routes {
                 return response;
             }
         };
-        if let Some(stream) = self.registry.stream_at(&path) {
+        if let Some(stream) = self.registry.stream_at(&client.path) {
             let stream = Arc::clone(stream);
             return match stream.config.kind {
                 StreamKind::Shot => shot(&stream, head_only).await,
-                StreamKind::Stream => self.stream(&stream, head_only, peer, path, started).await,
+                StreamKind::Stream => match Join::from_query(query) {
+                    Ok(join) => self.stream(&stream, head_only, join, client).await,
+                    Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
+                },
             };
         }
-        match path.as_str() {
+        match client.path.as_str() {
             "/" if self.config.pages.home => home(&self.config),
             "/config" if self.config.pages.config => text(
                 StatusCode::OK,
@@ -110,15 +117,15 @@ impl Routes {
         &self,
         stream: &Stream,
         head_only: bool,
-        peer: SocketAddr,
-        path: String,
-        started: std::time::Instant,
+        join: Join,
+        client: Client,
     ) -> Response<ResponseBody> {
         let mimetype = &stream.config.mimetype;
         if head_only {
             return stream_response(mimetype, Either::Left(Full::default()));
         }
-        let mut subscriber = stream.subscribe(self.registry.tracker(), self.registry.cancel());
+        let mut subscriber =
+            stream.subscribe(join, self.registry.tracker(), self.registry.cancel());
         let mut first = VecDeque::new();
         let waited = tokio::time::timeout(
             FIRST_BYTE_WAIT,
@@ -127,18 +134,18 @@ impl Routes {
         .await;
         match waited {
             Ok(Event::Failed(reason)) => {
-                tracing::warn!(%peer, %path, %reason, "stream could not start");
+                tracing::warn!(peer = %client.peer, path = %client.path, %reason, "stream could not start");
                 text(StatusCode::BAD_GATEWAY, &format!("{reason}\n"))
             }
             Ok(Event::Ended) => text(StatusCode::BAD_GATEWAY, "stream ended\n"),
             Ok(Event::Closed) => text(StatusCode::SERVICE_UNAVAILABLE, "server stopping\n"),
             Ok(Event::Lagged) => {
                 subscriber.skip_to_live();
-                let body = ClientBody::new(subscriber, first, peer, path, started);
+                let body = ClientBody::new(subscriber, first, client);
                 stream_response(mimetype, Either::Right(body))
             }
             Ok(Event::Data | Event::Skipped) | Err(_) => {
-                let body = ClientBody::new(subscriber, first, peer, path, started);
+                let body = ClientBody::new(subscriber, first, client);
                 stream_response(mimetype, Either::Right(body))
             }
         }

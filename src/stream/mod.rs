@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use crate::config::{ClientMode, Mode, StreamConfig, StreamKind};
 use crate::fanout::hub::{Hub, Subscriber};
+use crate::fanout::join::Join;
 use crate::lifecycle::{self, Input, Job};
 use crate::process::child::StderrBudget;
 
@@ -68,13 +69,19 @@ impl Stream {
         }
     }
 
-    /// A new client's subscription: to the shared hub, or to a process of its own.
-    pub fn subscribe(&self, tracker: &TaskTracker, cancel: &CancellationToken) -> Subscriber {
+    /// A new client's subscription, starting where `join` says: to the shared hub, or to a
+    /// process of its own.
+    pub fn subscribe(
+        &self,
+        join: Join,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> Subscriber {
         if let Some(hub) = &self.shared {
-            return hub.subscribe();
+            return hub.subscribe_with(join);
         }
         let hub = Hub::new(&self.config.name);
-        let subscriber = hub.subscribe();
+        let subscriber = hub.subscribe_with(join);
         let job = job(
             &self.config,
             self.feed.clone(),
