@@ -35,6 +35,77 @@ pub struct FramingInfo {
 /// already known to it); `None` relays the run as opaque bytes.
 pub type ParserFactory = Arc<dyn Fn(&[u8]) -> Option<Box<dyn Demarcator>> + Send + Sync>;
 
+/// A group of pictures: slices of published chunks from one keyframe on.
+#[derive(Default)]
+struct Gop {
+    chunks: Vec<Bytes>,
+    /// Hub offset of its keyframe.
+    start: u64,
+    /// Hub offset just after its last byte.
+    end: u64,
+    bytes: usize,
+    /// False when its start was lost or it grew beyond [`GOP_BYTES_MAX`].
+    valid: bool,
+    /// Hub offset of its newest unit boundary: everything before it is whole.
+    last_mark: u64,
+}
+
+impl Gop {
+    /// Empties it (keeping its capacity) to start again at hub offset `start`.
+    fn clear_at(&mut self, start: u64) {
+        self.chunks.clear();
+        self.start = start;
+        self.end = start;
+        self.bytes = 0;
+        self.valid = true;
+        self.last_mark = start;
+    }
+
+    /// Appends what `slots` hold between its end and hub offset `until` (slices, no copy).
+    fn fill(&mut self, slots: &VecDeque<Slot>, until: u64) {
+        if !self.valid {
+            return;
+        }
+        let first = slots.partition_point(|slot| slot.offset + slot.data.len() as u64 <= self.end);
+        for slot in slots.range(first..) {
+            let slot_end = slot.offset + slot.data.len() as u64;
+            let (from, to) = (self.end.max(slot.offset), until.min(slot_end));
+            if from >= to {
+                break;
+            }
+            let piece = slot
+                .data
+                .slice((from - slot.offset) as usize..(to - slot.offset) as usize);
+            self.bytes += piece.len();
+            if self.bytes > GOP_BYTES_MAX {
+                self.valid = false;
+                self.chunks.clear();
+                return;
+            }
+            self.chunks.push(piece);
+            self.end = to;
+        }
+    }
+
+    /// Its bytes from the keyframe up to its newest boundary, when that holds a whole unit.
+    fn whole_units(&self) -> Option<Vec<Bytes>> {
+        if !self.valid || self.last_mark <= self.start {
+            return None;
+        }
+        let mut left = (self.last_mark - self.start) as usize;
+        let mut units = Vec::new();
+        for chunk in &self.chunks {
+            if left == 0 {
+                break;
+            }
+            let take = left.min(chunk.len());
+            units.push(chunk.slice(..take));
+            left -= take;
+        }
+        Some(units)
+    }
+}
+
 /// One published chunk as the hub retains it.
 pub(super) struct Slot {
     /// The bytes, shared with every consumer.
@@ -56,9 +127,10 @@ pub(super) struct Framing {
     found: Vec<Mark>,
     /// Marks at or after the oldest retained chunk, oldest first.
     pub marks: VecDeque<Mark>,
-    gop: Vec<Bytes>,
-    gop_bytes: usize,
-    gop_valid: bool,
+    /// The group of pictures being received.
+    gop: Gop,
+    /// The one before it, complete: the newest whole pictures while `gop` has only a start.
+    previous: Gop,
     last_keyframe_at: Option<Instant>,
     keyframe_interval: Option<Duration>,
 }
@@ -72,9 +144,8 @@ impl Framing {
             base,
             found: Vec::new(),
             marks: VecDeque::new(),
-            gop: Vec::new(),
-            gop_bytes: 0,
-            gop_valid: false,
+            gop: Gop::default(),
+            previous: Gop::default(),
             last_keyframe_at: None,
             keyframe_interval: None,
         }
@@ -117,7 +188,15 @@ impl Framing {
 
     /// The cached group of pictures (from the last keyframe up to the newest byte).
     pub fn gop(&self) -> Option<&[Bytes]> {
-        (self.gop_valid && !self.gop.is_empty()).then_some(self.gop.as_slice())
+        (self.gop.valid && !self.gop.chunks.is_empty()).then_some(self.gop.chunks.as_slice())
+    }
+
+    /// The newest whole units from a keyframe on (for a screenshot): the current GOP up to
+    /// its newest boundary, or the previous GOP while the current one has only begun.
+    pub fn whole_units(&self) -> Option<Vec<Bytes>> {
+        self.gop
+            .whole_units()
+            .or_else(|| self.previous.whole_units())
     }
 
     /// Parses the newest chunk (`pieces` already ends with it) and updates marks and GOP.
@@ -132,51 +211,32 @@ impl Framing {
         };
         self.found.clear();
         demarcator.push(&newest.data, &mut self.found);
-        let mut restarted_at = None;
+        let audio_only = self.audio_only();
         for index in 0..self.found.len() {
             let mut mark = self.found[index];
             mark.offset += self.base;
             self.marks.push_back(mark);
-            if mark.kind == MarkKind::Keyframe && !self.audio_only() {
-                restarted_at = Some(mark.offset);
+            if mark.kind == MarkKind::Keyframe && !audio_only {
+                self.restart_gop(slots, mark.offset);
                 if let Some(last) = self.last_keyframe_at.replace(now) {
                     self.keyframe_interval = Some(now - last);
                 }
+            } else if mark.offset > self.gop.start {
+                self.gop.last_mark = self.gop.last_mark.max(mark.offset);
             }
         }
-        match restarted_at {
-            Some(offset) => self.restart_gop(slots, offset),
-            None if self.gop_valid => self.extend_gop(newest.data.clone()),
-            None => {}
-        }
+        self.gop.fill(slots, u64::MAX);
     }
 
     fn restart_gop(&mut self, slots: &VecDeque<Slot>, offset: u64) {
-        self.gop.clear();
-        self.gop_bytes = 0;
-        self.gop_valid = true;
-        let first = slots.partition_point(|slot| slot.offset + slot.data.len() as u64 <= offset);
-        if first == slots.len() {
-            return; // The keyframe starts with the next byte.
+        // The GOP that ends here is whole up to the new keyframe.
+        self.gop.fill(slots, offset);
+        self.gop.last_mark = offset;
+        std::mem::swap(&mut self.gop, &mut self.previous);
+        self.gop.clear_at(offset);
+        if slots.front().is_some_and(|slot| slot.offset > offset) {
+            self.gop.valid = false; // Its start was already evicted.
         }
-        if slots[first].offset > offset {
-            self.gop_valid = false; // Its start was already evicted.
-            return;
-        }
-        for slot in slots.range(first..) {
-            let skip = offset.saturating_sub(slot.offset) as usize;
-            self.extend_gop(slot.data.slice(skip..));
-        }
-    }
-
-    fn extend_gop(&mut self, data: Bytes) {
-        self.gop_bytes += data.len();
-        if self.gop_bytes > GOP_BYTES_MAX {
-            self.gop_valid = false;
-            self.gop.clear();
-            return;
-        }
-        self.gop.push(data);
     }
 
     /// Forgets marks before `offset` (their chunks were evicted).

@@ -252,11 +252,11 @@ impl Hub {
         self.lock().framing.as_ref().map(Framing::info)
     }
 
-    /// The header and the cached group of pictures (for screenshots), when there is one.
-    pub fn last_gop(&self) -> Option<(Option<Bytes>, Vec<Bytes>)> {
+    /// The header and the newest whole pictures from a keyframe on (for a screenshot).
+    pub fn last_pictures(&self) -> Option<(Option<Bytes>, Vec<Bytes>)> {
         let ring = self.lock();
         let framing = ring.framing.as_ref()?;
-        Some((framing.header().cloned(), framing.gop()?.to_vec()))
+        Some((framing.header().cloned(), framing.whole_units()?))
     }
 
     fn wake(mut ring: MutexGuard<'_, Ring>) {
@@ -531,7 +531,7 @@ mod tests {
         assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Closed));
     }
 
-    /// A toy container: a chunk starting with `K` is a keyframe, with `B` a boundary.
+    /// A toy container: each `K` starts a keyframe, each `B` another unit.
     struct Toy {
         at: u64,
         header: Bytes,
@@ -543,14 +543,14 @@ mod tests {
         }
         fn push(&mut self, data: &[u8], marks: &mut Vec<crate::container::Mark>) {
             use crate::container::{Mark, MarkKind};
-            let kind = match data.first() {
-                Some(b'K') => Some(MarkKind::Keyframe),
-                Some(b'B') => Some(MarkKind::Boundary),
-                _ => None,
-            };
-            if let Some(kind) = kind {
+            for (index, byte) in data.iter().enumerate() {
+                let kind = match byte {
+                    b'K' => MarkKind::Keyframe,
+                    b'B' => MarkKind::Boundary,
+                    _ => continue,
+                };
                 marks.push(Mark {
-                    offset: self.at,
+                    offset: self.at + index as u64,
                     kind,
                 });
             }
@@ -625,14 +625,41 @@ mod tests {
     }
 
     #[test]
-    fn a_new_run_forgets_the_cached_gop() {
+    fn a_new_run_forgets_the_cached_pictures() {
+        let hub = toy_hub();
+        publish_all(&hub, &[b"K0", b"B1", b"p2"]);
+        assert!(hub.last_pictures().is_some());
+        hub.start_run();
+        assert!(hub.last_pictures().is_none());
+    }
+
+    #[test]
+    fn units_sharing_a_chunk_with_a_keyframe_go_to_the_right_gop() {
+        let hub = toy_hub();
+        // One read holding the end of a GOP, a keyframe and the next frame's start.
+        publish_all(&hub, &[b"K0", b"p1B2K3p4"]);
+        let (_, units) = hub.last_pictures().expect("the previous GOP is whole");
+        assert_eq!(units.concat(), b"K0p1B2");
+        publish_all(&hub, &[b"B5"]);
+        let (_, units) = hub.last_pictures().expect("K3 p4 are whole");
+        assert_eq!(units.concat(), b"K3p4");
+    }
+
+    #[test]
+    fn pictures_are_whole_units_of_the_current_or_the_previous_gop() {
         let hub = toy_hub();
         publish_all(&hub, &[b"K0", b"p1"]);
-        assert!(hub.last_gop().is_some());
-        hub.start_run();
-        assert!(hub.last_gop().is_none());
-        publish_all(&hub, &[b"K2"]);
-        assert_eq!(hub.last_gop().map(|(_, gop)| gop.len()), Some(1));
+        assert!(
+            hub.last_pictures().is_none(),
+            "the first picture is not whole yet"
+        );
+        publish_all(&hub, &[b"B2", b"p3"]);
+        let (header, units) = hub.last_pictures().expect("K0 p1 are whole");
+        assert_eq!(header.as_deref(), Some(&b"H"[..]));
+        assert_eq!(text(&units.into()), [&b"K0"[..], b"p1"]);
+        publish_all(&hub, &[b"K4", b"p5"]);
+        let (_, units) = hub.last_pictures().expect("the previous GOP is whole");
+        assert_eq!(text(&units.into()), [&b"K0"[..], b"p1", b"B2", b"p3"]);
     }
 
     #[test]
