@@ -38,7 +38,11 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> Result<(), 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let registry = Registry::start(&config, &tracker, &cancel);
-    let routes = Arc::new(Routes { registry, config });
+    let routes = Arc::new(Routes {
+        registry,
+        config,
+        screenshots: Default::default(),
+    });
     let server = tokio::spawn(server::serve(
         listener,
         Arc::clone(&routes),

@@ -21,5 +21,6 @@ pub mod lifecycle;
 pub mod logging;
 pub mod process;
 pub mod registry;
+pub mod screenshot;
 pub mod stream;
 pub mod systemd;

@@ -13,8 +13,8 @@ use super::load::{DEFAULT_LISTEN_ADDR, DEFAULT_LISTEN_PORT, DEFAULT_MIMETYPE, DE
 use super::problem::Report;
 use super::raw::{RawConfig, RawFeed, RawStream};
 use super::values::{
-    address, boolean, client, command, is_bad_in_url, kind, mimetype, mode, path, port, reference,
-    stand_in, url,
+    address, boolean, client, command, is_bad_in_url, kind, mimetype, mode, path, port, program,
+    reference, stand_in, url,
 };
 use super::{ClientMode, Config, FeedConfig, FeedInput, Mode, Pages, StreamConfig, StreamKind};
 
@@ -151,6 +151,7 @@ fn convert_stream(report: &mut Report, key: &str, name: String, raw: RawStream) 
         client: field(report, &sub("client"), raw.client, client).unwrap_or(ClientMode::Shared),
         url: field(report, &sub("url"), raw.url, url).flatten(),
         mode: field(report, &sub("mode"), raw.mode, mode).unwrap_or(Mode::OnDemand),
+        decoder: field(report, &sub("decoder"), raw.decoder, program),
         name,
     }
 }

@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(
             error("feeds:\n  a: &f\n    command: cat\n    no-resurrect: true\nstreams:\n  s: *f\n"),
             "t.yaml:6:6: streams.s.no-resurrect: unknown key `no-resurrect`, \
-             expected one of: command, type, mimetype, feed, client, url, mode"
+             expected one of: command, type, mimetype, feed, client, url, mode, decoder"
         );
         assert_eq!(
             error("streams:\n  s:\n    command: cat\n    mode: .inf\n"),

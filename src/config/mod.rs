@@ -147,6 +147,9 @@ pub struct StreamConfig {
     pub url: Option<String>,
     /// `mode:` of the stream process itself (default on-demand).
     pub mode: Mode,
+    /// `decoder:` the ffmpeg-like program that decodes screenshots (`/pic`); by default the
+    /// stream's own program when it is an ffmpeg, else `ffmpeg`.
+    pub decoder: Option<String>,
 }
 
 impl Config {

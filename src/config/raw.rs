@@ -156,6 +156,7 @@ pub(crate) struct RawStream {
     pub(crate) client: Text,
     pub(crate) url: Text,
     pub(crate) mode: Value,
+    pub(crate) decoder: Text,
 }
 
 /// `pages:`.

@@ -49,6 +49,7 @@ pub fn render_yaml(config: &Config) -> String {
                     },
                     url: stream.url.as_deref(),
                     mode: OutMode::from(stream.mode),
+                    decoder: stream.decoder.as_deref(),
                 };
                 (name.as_str(), out)
             })
@@ -99,6 +100,8 @@ struct OutStream<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<&'a str>,
     mode: OutMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decoder: Option<&'a str>,
 }
 
 #[derive(Serialize)]

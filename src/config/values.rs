@@ -147,6 +147,17 @@ pub(super) fn mimetype(text: String) -> Result<String, String> {
     }
 }
 
+/// `decoder:` one program name or path.
+pub(super) fn program(text: String) -> Result<String, String> {
+    match text.trim() {
+        "" => Err("expected a program such as ffmpeg, not nothing".to_owned()),
+        program if program.contains(char::is_whitespace) => Err(format!(
+            "expected one program, not a command line: {program:?}"
+        )),
+        program => Ok(program.to_owned()),
+    }
+}
+
 /// `url:` with exactly one leading `/`; empty means none, as upstream.
 pub(super) fn url(text: String) -> Result<Option<String>, String> {
     if text.is_empty() {
@@ -221,6 +232,19 @@ mod tests {
         assert_eq!(
             errors("feeds:\n  f:\n    command: '  '\n"),
             "t.yaml:3:14: feeds.f.command: empty command"
+        );
+    }
+
+    #[test]
+    fn a_decoder_is_one_program() {
+        let yaml = "streams:\n  s:\n    command: cat\n    decoder: /opt/ffmpeg/bin/ffmpeg\n";
+        assert_eq!(
+            loaded(yaml).streams["s"].decoder.as_deref(),
+            Some("/opt/ffmpeg/bin/ffmpeg")
+        );
+        assert_eq!(
+            errors("streams:\n  s:\n    command: cat\n    decoder: ffmpeg -v 0\n"),
+            "t.yaml:4:14: streams.s.decoder: expected one program, not a command line: \"ffmpeg -v 0\""
         );
     }
 

@@ -21,6 +21,7 @@ use crate::config::{Config, StreamKind};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
 use crate::fanout::join::Join;
 use crate::registry::Registry;
+use crate::screenshot::{self, ScreenshotError, Screenshots};
 use crate::stream::Stream;
 
 /// The body of any response: a fixed one, or a live stream.
@@ -38,6 +39,8 @@ pub struct Routes {
     pub registry: Registry,
     /// The configuration they were built from.
     pub config: Config,
+    /// Screenshots being taken, shared by concurrent requests.
+    pub screenshots: Screenshots,
 }
 
 impl Routes {
@@ -103,6 +106,15 @@ impl Routes {
                 },
             };
         }
+        if let Some((base, format)) = screenshot::split_picture_path(&client.path)
+            && let Some(stream) = self.registry.stream_at(base)
+            && stream.config.kind == StreamKind::Stream
+        {
+            return match screenshot::format_from_query(format, query) {
+                Ok(format) => self.picture(stream, format, head_only).await,
+                Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
+            };
+        }
         match client.path.as_str() {
             "/" if self.config.pages.home => home(&self.config),
             "/config" if self.config.pages.config => text(
@@ -152,19 +164,64 @@ impl Routes {
     }
 }
 
+impl Routes {
+    async fn picture(
+        &self,
+        stream: &Stream,
+        format: screenshot::Format,
+        head_only: bool,
+    ) -> Response<ResponseBody> {
+        if head_only {
+            return stream_response(format.mimetype(), Either::Left(Full::default()));
+        }
+        let taken = self
+            .screenshots
+            .take(
+                stream,
+                format,
+                self.registry.tracker(),
+                self.registry.cancel(),
+            )
+            .await;
+        match taken {
+            Ok(picture) => closing(stream_response(
+                format.mimetype(),
+                Either::Left(Full::new(picture)),
+            )),
+            Err(error) => {
+                let status = match error {
+                    ScreenshotError::AudioOnly(_) | ScreenshotError::Opaque(_) => {
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE
+                    }
+                    ScreenshotError::NoPicture(..) => StatusCode::GATEWAY_TIMEOUT,
+                    ScreenshotError::Failed(_) | ScreenshotError::Decode(..) => {
+                        tracing::warn!(stream = %stream.config.name, %error, "screenshot failed");
+                        StatusCode::BAD_GATEWAY
+                    }
+                };
+                text(status, &format!("{error}\n"))
+            }
+        }
+    }
+}
+
+/// The response with `Connection: close`: the spec closes the connection after a picture.
+fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 async fn shot(stream: &Stream, head_only: bool) -> Response<ResponseBody> {
     if head_only {
         return stream_response(&stream.config.mimetype, Either::Left(Full::default()));
     }
     match stream.shot().await {
-        Ok(picture) => {
-            let mut response =
-                stream_response(&stream.config.mimetype, Either::Left(Full::new(picture)));
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
+        Ok(picture) => closing(stream_response(
+            &stream.config.mimetype,
+            Either::Left(Full::new(picture)),
+        )),
         Err(error) => {
             tracing::warn!(stream = %stream.config.name, %error, "shot failed");
             text(

@@ -1,0 +1,463 @@
+//! Screenshots: `<stream url>/pic` answers with the stream's most recent picture.
+//!
+//! The picture is decoded by an ffmpeg-like program from the stream's cached header and newest
+//! whole pictures since a keyframe, so nobody waits for the next keyframe while the stream
+//! runs; an idle stream is started and its first pictures are used. For MJPEG and MPJPEG a
+//! default-quality JPEG is the last whole picture itself (no process). Requests for the same
+//! picture that arrive together share one decode: a wall of cameras polled every second must
+//! not start a decoder per viewer. Audio-only streams have no picture (415). voyandz decodes
+//! nothing itself, as the spec asks.
+
+use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::container::Container;
+use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event, Hub};
+use crate::fanout::join::{BadParameter, Join, parameters};
+use crate::fanout::pipe::write_batch;
+use crate::process::child::{self, StderrBudget};
+use crate::stream::Stream;
+
+/// The spec's default JPEG quality, in percent.
+pub const DEFAULT_QUALITY: u8 = 85;
+/// How long a request waits for an idle stream's first whole picture: a camera and its
+/// encoder take a moment to start, and a GOP can be seconds long.
+const FIRST_PICTURE_WAIT: Duration = Duration::from_secs(10);
+/// The longest a decode may take before the client is told so.
+const DECODE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest picture kept from a decoder's output (a 4K PNG is ~25 MiB).
+const PICTURE_BYTES_MAX: u64 = 64 << 20;
+
+/// Picture formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// JPEG at a quality in percent; `explicit` when the client asked for that quality.
+    Jpeg {
+        /// 1..=100.
+        quality: u8,
+        /// Whether `quality` came from the URL (a cached JPEG can only serve the default).
+        explicit: bool,
+    },
+    /// PNG.
+    Png,
+}
+
+impl Format {
+    /// The Content-Type of the picture.
+    pub fn mimetype(self) -> &'static str {
+        match self {
+            Format::Jpeg { .. } => "image/jpeg",
+            Format::Png => "image/png",
+        }
+    }
+}
+
+/// The picture path suffixes: `/pic` (JPEG unless `?format=png`), `/pic.jpg`, `/pic.png`.
+pub fn split_picture_path(path: &str) -> Option<(&str, Option<Format>)> {
+    let default_jpeg = Format::Jpeg {
+        quality: DEFAULT_QUALITY,
+        explicit: false,
+    };
+    [
+        ("/pic", None),
+        ("/pic.jpg", Some(default_jpeg)),
+        ("/pic.jpeg", Some(default_jpeg)),
+        ("/pic.png", Some(Format::Png)),
+    ]
+    .into_iter()
+    .find_map(|(suffix, format)| Some((path.strip_suffix(suffix)?, format)))
+}
+
+/// The format a picture request asks for: the path's suffix, then `format=` and `quality=`.
+pub fn format_from_query(
+    from_path: Option<Format>,
+    query: Option<&str>,
+) -> Result<Format, BadParameter> {
+    let mut format = from_path.unwrap_or(Format::Jpeg {
+        quality: DEFAULT_QUALITY,
+        explicit: false,
+    });
+    let bad = |name: &str, value: &str, expected| BadParameter {
+        name: name.to_string(),
+        value: value.to_string(),
+        expected,
+    };
+    let mut quality = None;
+    for (name, value) in parameters(query) {
+        let value = value.unwrap_or_default();
+        match name {
+            "format" => {
+                format = match value.to_ascii_lowercase().as_str() {
+                    "png" => Format::Png,
+                    "jpg" | "jpeg" => format_jpeg(format),
+                    _ => return Err(bad(name, value, "png or jpeg")),
+                }
+            }
+            "quality" => match value.parse::<u8>() {
+                Ok(percent @ 1..=100) => quality = Some(percent),
+                _ => return Err(bad(name, value, "a whole number from 1 to 100")),
+            },
+            _ => {}
+        }
+    }
+    if let (Some(quality), Format::Jpeg { .. }) = (quality, format) {
+        format = Format::Jpeg {
+            quality,
+            explicit: true,
+        };
+    }
+    Ok(format)
+}
+
+fn format_jpeg(current: Format) -> Format {
+    match current {
+        Format::Jpeg { .. } => current,
+        Format::Png => Format::Jpeg {
+            quality: DEFAULT_QUALITY,
+            explicit: false,
+        },
+    }
+}
+
+/// ffmpeg's mjpeg encoder quantiser (2 best .. 31 worst) for a quality in percent.
+pub fn jpeg_qscale(quality: u8) -> u8 {
+    let quality = u32::from(quality.clamp(1, 100));
+    (2 + ((100 - quality) * 29 + 49) / 99) as u8
+}
+
+/// Why there is no picture.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ScreenshotError {
+    /// The stream carries no video (415).
+    #[error("stream \"{0}\" is audio only: it has no picture")]
+    AudioOnly(String),
+    /// Its container is not understood, so its pictures cannot be found (415).
+    #[error("stream \"{0}\" has no container voyandz understands, so no picture")]
+    Opaque(String),
+    /// The stream could not start (502).
+    #[error("{0}")]
+    Failed(String),
+    /// No whole picture arrived in time (504).
+    #[error("stream \"{0}\" gave no whole picture within {1:?}")]
+    NoPicture(String, Duration),
+    /// The decoder failed (502).
+    #[error("decoding a picture of stream \"{0}\" failed: {1}")]
+    Decode(String, String),
+}
+
+/// Shares concurrent decodes of the same picture.
+#[derive(Default)]
+pub struct Screenshots {
+    flights: Mutex<HashMap<(String, Format), Flight>>,
+    budget: StderrBudget,
+}
+
+type Flight = watch::Receiver<Option<Result<Bytes, ScreenshotError>>>;
+
+impl Screenshots {
+    /// The most recent picture of `stream` in `format`.
+    pub async fn take(
+        &self,
+        stream: &Stream,
+        format: Format,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> Result<Bytes, ScreenshotError> {
+        let key = (stream.config.name.clone(), format);
+        let joined = {
+            let mut flights = self.flights.lock().expect("screenshot lock poisoned");
+            match flights.get(&key) {
+                Some(flight) => Err(flight.clone()),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    flights.insert(key.clone(), receiver);
+                    Ok(sender)
+                }
+            }
+        };
+        match joined {
+            Err(mut flight) => {
+                let result = flight.wait_for(Option::is_some).await;
+                match result.as_deref() {
+                    Ok(Some(picture)) => picture.clone(),
+                    _ => Err(ScreenshotError::NoPicture(key.0, FIRST_PICTURE_WAIT)),
+                }
+            }
+            Ok(sender) => {
+                let picture = self.capture(stream, format, tracker, cancel).await;
+                self.flights
+                    .lock()
+                    .expect("screenshot lock poisoned")
+                    .remove(&key);
+                sender.send_replace(Some(picture.clone()));
+                picture
+            }
+        }
+    }
+
+    async fn capture(
+        &self,
+        stream: &Stream,
+        format: Format,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> Result<Bytes, ScreenshotError> {
+        let name = &stream.config.name;
+        if stream
+            .config
+            .mimetype
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("audio/")
+        {
+            return Err(ScreenshotError::AudioOnly(name.clone()));
+        }
+        // Holding a subscription keeps an on-demand stream running until the picture is taken.
+        let mut subscriber = stream.subscribe(Join::Keyframe, tracker, cancel);
+        let hub = Arc::clone(subscriber.hub());
+        let waited = tokio::time::timeout(FIRST_PICTURE_WAIT, async {
+            let mut batch = VecDeque::new();
+            loop {
+                if let Some(found) = pictures(&hub, name)? {
+                    return Ok(found);
+                }
+                batch.clear();
+                match subscriber.next(&mut batch, BATCH_CHUNKS_MAX).await {
+                    Event::Closed | Event::Ended => {
+                        return Err(ScreenshotError::NoPicture(name.clone(), FIRST_PICTURE_WAIT));
+                    }
+                    Event::Failed(reason) => {
+                        return Err(ScreenshotError::Failed(reason.to_string()));
+                    }
+                    Event::Data | Event::Skipped | Event::Lagged => {}
+                }
+            }
+        })
+        .await;
+        let (container, header, units) =
+            waited.map_err(|_| ScreenshotError::NoPicture(name.clone(), FIRST_PICTURE_WAIT))??;
+        drop(subscriber);
+        let is_jpeg = matches!(container, Container::Mjpeg | Container::Mpjpeg);
+        if is_jpeg
+            && format
+                == (Format::Jpeg {
+                    quality: DEFAULT_QUALITY,
+                    explicit: false,
+                })
+            && let Some(jpeg) = whole_jpeg(&units)
+        {
+            return Ok(jpeg);
+        }
+        let decoder = decoder_program(stream);
+        decode(
+            &decoder,
+            container,
+            header,
+            units,
+            format,
+            self.budget.clone(),
+        )
+        .await
+        .map_err(|reason| ScreenshotError::Decode(name.clone(), reason))
+    }
+}
+
+/// The container, header and newest whole pictures of a hub, once there are some.
+#[allow(clippy::type_complexity)]
+fn pictures(
+    hub: &Hub,
+    name: &str,
+) -> Result<Option<(Container, Option<Bytes>, Vec<Bytes>)>, ScreenshotError> {
+    let Some(info) = hub.framing_info() else {
+        return Err(ScreenshotError::Opaque(name.to_string()));
+    };
+    if info.audio_only {
+        return Err(ScreenshotError::AudioOnly(name.to_string()));
+    }
+    Ok(hub
+        .last_pictures()
+        .map(|(header, units)| (info.container, header, units)))
+}
+
+/// The program that decodes `stream`'s pictures: `decoder:`, else the stream's own program
+/// when it is an ffmpeg, else `ffmpeg`.
+fn decoder_program(stream: &Stream) -> String {
+    if let Some(decoder) = &stream.config.decoder {
+        return decoder.clone();
+    }
+    stream
+        .config
+        .command
+        .as_ref()
+        .and_then(|command| command.argv.first())
+        .filter(|program| {
+            program
+                .rsplit('/')
+                .next()
+                .is_some_and(|name| name.contains("ffmpeg"))
+        })
+        .cloned()
+        .unwrap_or_else(|| "ffmpeg".to_string())
+}
+
+/// ffmpeg's demuxer for a container.
+fn demuxer(container: Container) -> Option<&'static str> {
+    Some(match container {
+        Container::MpegTs => "mpegts",
+        Container::Matroska => "matroska",
+        Container::FragmentedMp4 => "mp4",
+        Container::Flv => "flv",
+        Container::Mpjpeg => "mpjpeg",
+        Container::Mjpeg => "mjpeg",
+        _ => return None,
+    })
+}
+
+/// The first whole JPEG (SOI to EOI) in `units`, copied into one buffer.
+fn whole_jpeg(units: &[Bytes]) -> Option<Bytes> {
+    let all = units.concat();
+    let start = all.windows(3).position(|w| w == [0xFF, 0xD8, 0xFF])?;
+    let end = all[start..].windows(2).rposition(|w| w == [0xFF, 0xD9])? + start + 2;
+    Some(Bytes::copy_from_slice(&all[start..end]))
+}
+
+/// Runs `program` on header + units and returns the last picture it decodes.
+async fn decode(
+    program: &str,
+    container: Container,
+    header: Option<Bytes>,
+    units: Vec<Bytes>,
+    format: Format,
+    budget: StderrBudget,
+) -> Result<Bytes, String> {
+    let mut argv: Vec<String> = [program, "-hide_banner", "-loglevel", "error", "-nostdin"]
+        .map(String::from)
+        .to_vec();
+    if let Some(demuxer) = demuxer(container) {
+        argv.extend(["-f".to_string(), demuxer.to_string()]);
+    }
+    // `reverse` holds the decoded GOP and hands the newest picture first: one encode only.
+    argv.extend(
+        [
+            "-i",
+            "pipe:0",
+            "-an",
+            "-vf",
+            "reverse",
+            "-frames:v",
+            "1",
+            "-f",
+            "image2pipe",
+        ]
+        .map(String::from),
+    );
+    match format {
+        Format::Jpeg { quality, .. } => argv.extend([
+            "-c:v".into(),
+            "mjpeg".into(),
+            "-q:v".into(),
+            jpeg_qscale(quality).to_string(),
+        ]),
+        Format::Png => argv.extend(["-c:v".into(), "png".into()]),
+    }
+    argv.push("pipe:1".into());
+    let spec = child::Spec {
+        argv: &argv,
+        stdin: true,
+        stderr_file: None,
+        stderr_budget: budget,
+    };
+    let mut child = child::spawn(&spec).map_err(|error| error.to_string())?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut input: VecDeque<Bytes> = header.into_iter().chain(units).collect();
+    let writer = tokio::spawn(async move {
+        // The decoder may stop reading once it has its picture: that is not an error.
+        let _ = write_batch(&mut stdin, &mut input).await;
+    });
+    let mut stdout = child
+        .stdout
+        .take()
+        .expect("stdout is piped")
+        .take(PICTURE_BYTES_MAX);
+    let mut picture = Vec::new();
+    let read = tokio::time::timeout(DECODE_TIMEOUT, stdout.read_to_end(&mut picture)).await;
+    writer.abort();
+    let tail = child.stderr_tail().clone();
+    let status = match read {
+        Ok(Ok(_)) => tokio::time::timeout(child::STOP_GRACE, child.wait())
+            .await
+            .ok(),
+        _ => None,
+    };
+    if status.is_none() {
+        child.stop().await;
+    }
+    if picture.is_empty() {
+        let status = match status {
+            Some(Ok(status)) => status.to_string(),
+            _ => format!("no picture within {DECODE_TIMEOUT:?}"),
+        };
+        return Err(format!("{program}: {status}: {}", tail.text()));
+    }
+    Ok(Bytes::from(picture))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picture_paths_and_parameters_choose_the_format() {
+        let jpeg = |quality, explicit| Format::Jpeg { quality, explicit };
+        assert_eq!(
+            split_picture_path("/stream/cam/pic"),
+            Some(("/stream/cam", None))
+        );
+        assert_eq!(
+            split_picture_path("/video0.ts/pic.png"),
+            Some(("/video0.ts", Some(Format::Png)))
+        );
+        assert_eq!(split_picture_path("/stream/cam"), None);
+        assert_eq!(format_from_query(None, None), Ok(jpeg(85, false)));
+        assert_eq!(
+            format_from_query(None, Some("quality=10")),
+            Ok(jpeg(10, true))
+        );
+        assert_eq!(format_from_query(None, Some("format=png")), Ok(Format::Png));
+        assert_eq!(
+            format_from_query(Some(Format::Png), Some("t=1")),
+            Ok(Format::Png)
+        );
+        assert!(format_from_query(None, Some("quality=0")).is_err());
+        assert!(format_from_query(None, Some("quality=101")).is_err());
+        assert!(format_from_query(None, Some("format=gif")).is_err());
+    }
+
+    #[test]
+    fn jpeg_quality_maps_onto_the_whole_qscale_range() {
+        assert_eq!(jpeg_qscale(100), 2);
+        assert_eq!(jpeg_qscale(1), 31);
+        assert_eq!(jpeg_qscale(85), 6);
+        assert!(jpeg_qscale(10) > jpeg_qscale(95));
+    }
+
+    #[test]
+    fn a_whole_jpeg_is_found_across_pieces() {
+        let units = [
+            Bytes::from_static(b"--ffmpeg\r\nContent-Type: image/jpeg\r\n\r\n\xFF\xD8\xFF\xE0ab"),
+            Bytes::from_static(b"cd\xFF\xD9\r\n"),
+        ];
+        assert_eq!(
+            whole_jpeg(&units).as_deref(),
+            Some(&b"\xFF\xD8\xFF\xE0abcd\xFF\xD9"[..])
+        );
+    }
+}
