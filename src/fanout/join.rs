@@ -52,13 +52,13 @@ impl Join {
                 ("keyframe", Some(_)) => return Err(bad("nothing, 1, last or 0")),
                 _ => continue,
             };
-            join = join.max_with(wanted);
+            join = join.at_least(wanted);
         }
         Ok(join)
     }
 
     /// The stricter of two policies (`?header&keyframe` is a keyframe join).
-    fn max_with(self, other: Join) -> Join {
+    pub fn at_least(self, other: Join) -> Join {
         let rank = |join| match join {
             Join::Live => 0,
             Join::Header => 1,
@@ -71,6 +71,25 @@ impl Join {
             self
         }
     }
+}
+
+/// Whether the switch `name` is on in a query: `name`, `name=1`; `name=0` turns it off.
+pub fn flag(query: Option<&str>, name: &str) -> Result<bool, BadParameter> {
+    let mut on = false;
+    for (key, value) in parameters(query).filter(|(key, _)| *key == name) {
+        on = match value {
+            None | Some("1" | "true" | "yes") => true,
+            Some("0" | "false" | "no") => false,
+            Some(value) => {
+                return Err(BadParameter {
+                    name: key.to_string(),
+                    value: value.to_string(),
+                    expected: "nothing, 1 or 0",
+                });
+            }
+        };
+    }
+    Ok(on)
 }
 
 /// `name[=value]` pairs of a query string, in order.
@@ -108,6 +127,14 @@ mod tests {
             Join::from_query(Some("keyframe=last&header")),
             Ok(Join::LastKeyframe)
         );
+    }
+
+    #[test]
+    fn switches_are_on_when_named() {
+        assert_eq!(flag(Some("mpjpeg"), "mpjpeg"), Ok(true));
+        assert_eq!(flag(Some("a=1&mpjpeg=0"), "mpjpeg"), Ok(false));
+        assert_eq!(flag(None, "mpjpeg"), Ok(false));
+        assert!(flag(Some("mpjpeg=please"), "mpjpeg").is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Body, Frame};
 
+use super::mpjpeg;
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event, LAG_MAX, Subscriber};
 
 /// Why a client's response was cut short.
@@ -39,6 +40,8 @@ pub struct Client {
 pub struct ClientBody {
     subscriber: Subscriber,
     pending: VecDeque<Bytes>,
+    /// Wraps raw MJPEG into MPJPEG parts for this client (built-in MPJPEG).
+    mpjpeg: Option<(mpjpeg::Wrapper, Vec<Bytes>)>,
     client: Client,
     sent: u64,
     end: &'static str,
@@ -50,10 +53,30 @@ impl ClientBody {
         Self {
             subscriber,
             pending,
+            mpjpeg: None,
             client,
             sent: 0,
             end: "client closed the connection",
         }
+    }
+}
+
+impl ClientBody {
+    /// Serves the raw MJPEG of this client as MPJPEG parts from now on.
+    pub fn wrap_mpjpeg(mut self) -> Self {
+        self.mpjpeg = Some((mpjpeg::Wrapper::default(), Vec::new()));
+        self.wrap_pending();
+        self
+    }
+
+    fn wrap_pending(&mut self) {
+        let Some((wrapper, wrapped)) = self.mpjpeg.as_mut() else {
+            return;
+        };
+        for chunk in self.pending.drain(..) {
+            wrapper.wrap(chunk, wrapped);
+        }
+        self.pending.extend(wrapped.drain(..));
     }
 }
 
@@ -76,8 +99,9 @@ impl Body for ClientBody {
                     .poll_next(cx, &mut this.pending, BATCH_CHUNKS_MAX)
             );
             match event {
+                Event::Data => this.wrap_pending(),
                 // A failure between two runs: the producer is being resurrected, keep waiting.
-                Event::Data | Event::Failed(_) => {}
+                Event::Failed(_) => {}
                 Event::Skipped => tracing::info!(
                     peer = %this.client.peer,
                     path = %this.client.path,

@@ -3,5 +3,6 @@
 //! every layer between a chunk and the socket is one more place latency could hide.
 
 pub mod body;
+pub mod mpjpeg;
 pub mod routes;
 pub mod server;

@@ -17,9 +17,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 
 use super::body::{Client, ClientBody};
+use super::mpjpeg;
 use crate::config::{Config, StreamKind};
+use crate::container::{Container, select};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
-use crate::fanout::join::Join;
+use crate::fanout::join::{Join, flag};
 use crate::registry::Registry;
 use crate::screenshot::{self, ScreenshotError, Screenshots};
 use crate::stream::Stream;
@@ -100,10 +102,7 @@ impl Routes {
             let stream = Arc::clone(stream);
             return match stream.config.kind {
                 StreamKind::Shot => shot(&stream, head_only).await,
-                StreamKind::Stream => match Join::from_query(query) {
-                    Ok(join) => self.stream(&stream, head_only, join, client).await,
-                    Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
-                },
+                StreamKind::Stream => self.stream(&stream, head_only, query, client).await,
             };
         }
         if let Some((base, format)) = screenshot::split_picture_path(&client.path)
@@ -129,11 +128,29 @@ impl Routes {
         &self,
         stream: &Stream,
         head_only: bool,
-        join: Join,
+        query: Option<&str>,
         client: Client,
     ) -> Response<ResponseBody> {
+        let parameters =
+            Join::from_query(query).and_then(|join| Ok((join, flag(query, "mpjpeg")?)));
+        let (join, wants_mpjpeg) = match parameters {
+            Ok(parameters) => parameters,
+            Err(error) => return text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
+        };
         let mimetype = &stream.config.mimetype;
+        let multipart = select::from_mimetype(mimetype) == Some(Container::Mpjpeg);
+        // A browser shows whole parts only: a multipart client never starts mid-part.
+        let join = match (wants_mpjpeg, multipart) {
+            (true, _) => join.at_least(Join::Keyframe),
+            (false, true) => join.at_least(Join::Header),
+            (false, false) => join,
+        };
         if head_only {
+            let mimetype = if wants_mpjpeg {
+                mpjpeg::MIMETYPE
+            } else {
+                mimetype
+            };
             return stream_response(mimetype, Either::Left(Full::default()));
         }
         let mut subscriber =
@@ -157,8 +174,21 @@ impl Routes {
                 stream_response(mimetype, Either::Right(body))
             }
             Ok(Event::Data | Event::Skipped) | Err(_) => {
+                let raw_mjpeg = subscriber
+                    .hub()
+                    .framing_info()
+                    .is_some_and(|info| info.container == Container::Mjpeg);
                 let body = ClientBody::new(subscriber, first, client);
-                stream_response(mimetype, Either::Right(body))
+                match (raw_mjpeg, wants_mpjpeg || multipart) {
+                    (true, true) => {
+                        stream_response(mpjpeg::MIMETYPE, Either::Right(body.wrap_mpjpeg()))
+                    }
+                    (false, true) if wants_mpjpeg => text(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "?mpjpeg needs a stream of raw MJPEG (ffmpeg -f mjpeg)\n",
+                    ),
+                    _ => stream_response(mimetype, Either::Right(body)),
+                }
             }
         }
     }
