@@ -104,8 +104,14 @@ pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken) {
             hub.fail(format!("{} \"{}\" {reason}", job.kind, job.name));
         }
         if input_ended || !job.resurrect {
-            tracing::info!(%reason, "ended for good while in use; not resurrected");
+            tracing::info!(%reason, "ended for good; not resurrected");
             hub.end();
+            // A continuous producer ran because the server started, and that happens once;
+            // an on-demand one starts afresh for the next client after the current ones left.
+            if job.mode == Mode::Continuous {
+                cancel.cancelled().await;
+                return;
+            }
             if !wait_for_no_demand(&mut demand, &cancel).await || job.once {
                 return;
             }
