@@ -29,10 +29,23 @@ impl Registry {
     /// Sets up every feed and stream of `config`; their tasks run on `tracker` until `cancel`.
     pub fn start(config: &Config, tracker: &TaskTracker, cancel: &CancellationToken) -> Self {
         let logdir = config.logdir.as_deref();
+        // A feed relayed as is by a stream carries that stream's container.
+        let relayed_as: HashMap<&str, &str> = config
+            .streams
+            .values()
+            .filter(|stream| stream.command.is_none())
+            .filter_map(|stream| Some((stream.feed.as_deref()?, stream.mimetype.as_str())))
+            .collect();
         let feeds: HashMap<String, Arc<Hub>> = config
             .feeds
             .keys()
-            .map(|name| (name.clone(), Hub::new(name)))
+            .map(|name| {
+                let hub = match relayed_as.get(name.as_str()) {
+                    Some(mimetype) => stream::hub_for(name, mimetype),
+                    None => Hub::new(name),
+                };
+                (name.clone(), hub)
+            })
             .collect();
         for (name, feed_config) in &config.feeds {
             let parent = feed_config.feed.as_ref().map(|parent| hub(&feeds, parent));

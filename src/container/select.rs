@@ -1,7 +1,102 @@
 //! Which container a stream carries: from its configured `mimetype`, or, when that says
 //! nothing useful (`application/octet-stream`, a typo), from its first bytes.
 
-use super::Container;
+use std::sync::Arc;
+
+use super::{Container, Demarcator, adts, flv, jpeg, matroska, mp3, mp4, mpegts, ogg, wav};
+
+/// Makes the parser for one run of a stream from the run's first bytes; `None` relays the run
+/// as opaque bytes.
+pub type ParserFactory = Arc<dyn Fn(&[u8]) -> Option<Box<dyn Demarcator>> + Send + Sync>;
+
+/// The parser factory for a stream with `mimetype`: the container it names, unless the first
+/// bytes clearly are another one (a multipart mimetype over raw MJPEG, a typo), or, when it
+/// names none, whatever the first bytes are. `None` for pictures and text (nothing to frame).
+pub fn parser_factory(mimetype: &str) -> Option<ParserFactory> {
+    let essence = mimetype.trim().to_ascii_lowercase();
+    if essence.starts_with("image/") && !essence.starts_with("image/mjpeg")
+        || essence.starts_with("text/")
+    {
+        return None;
+    }
+    let configured = from_mimetype(mimetype);
+    let boundary = multipart_boundary(mimetype).unwrap_or("ffmpeg").to_string();
+    Some(Arc::new(move |first: &[u8]| {
+        let container = match configured {
+            Some(container) if sniff_as(container, first) => container,
+            _ => sniff(first).or(configured)?,
+        };
+        let boundary = jpeg::sniff_mpjpeg(first).unwrap_or(&boundary);
+        Some(parser(container, boundary))
+    }))
+}
+
+/// The container the first bytes of a stream show, if they are clear enough.
+pub fn sniff(first: &[u8]) -> Option<Container> {
+    [
+        Container::MpegTs,
+        Container::Matroska,
+        Container::FragmentedMp4,
+        Container::Flv,
+        Container::Ogg,
+        Container::Wav,
+        Container::Mjpeg,
+        Container::Mpjpeg,
+        Container::Mp3,
+        Container::Adts,
+    ]
+    .into_iter()
+    .find(|container| sniff_as(*container, first))
+}
+
+fn sniff_as(container: Container, first: &[u8]) -> bool {
+    match container {
+        Container::MpegTs => mpegts::sniff(first),
+        Container::Matroska => matroska::sniff(first),
+        Container::FragmentedMp4 => mp4::sniff(first),
+        Container::Flv => flv::sniff(first),
+        Container::Mpjpeg => jpeg::sniff_mpjpeg(first).is_some(),
+        Container::Mjpeg => jpeg::sniff(first),
+        Container::Mp3 => mp3::sniff(first),
+        Container::Adts => adts::sniff(first),
+        Container::Ogg => ogg::sniff(first),
+        Container::Wav => wav::sniff(first),
+        Container::Opaque => false,
+    }
+}
+
+/// A parser for `container`; `boundary` is the multipart boundary of MPJPEG.
+pub fn parser(container: Container, boundary: &str) -> Box<dyn Demarcator> {
+    match container {
+        Container::MpegTs => Box::new(mpegts::Parser::new()),
+        Container::Matroska => Box::new(matroska::Parser::new()),
+        Container::FragmentedMp4 => Box::new(mp4::Parser::new()),
+        Container::Flv => Box::new(flv::Parser::new()),
+        Container::Mpjpeg => Box::new(jpeg::Parser::mpjpeg(boundary)),
+        Container::Mjpeg => Box::new(jpeg::Parser::mjpeg()),
+        Container::Mp3 => Box::new(mp3::Parser::new()),
+        Container::Adts => Box::new(adts::Parser::new()),
+        Container::Ogg => Box::new(ogg::Parser::new()),
+        Container::Wav => Box::new(wav::Parser::new()),
+        Container::Opaque => Box::new(Opaque),
+    }
+}
+
+/// No framing: never marks, no header.
+struct Opaque;
+
+impl Demarcator for Opaque {
+    fn container(&self) -> Container {
+        Container::Opaque
+    }
+    fn push(&mut self, _: &[u8], _: &mut Vec<super::Mark>) {}
+    fn header(&self) -> Option<&bytes::Bytes> {
+        None
+    }
+    fn audio_only(&self) -> bool {
+        false
+    }
+}
 
 /// The container a mimetype names, `None` when it names none voyandz understands.
 pub fn from_mimetype(mimetype: &str) -> Option<Container> {
@@ -12,16 +107,18 @@ pub fn from_mimetype(mimetype: &str) -> Option<Container> {
         .trim()
         .to_ascii_lowercase();
     let container = match essence.as_str() {
-        "video/mp2t" | "video/ts" | "video/mpegts" | "video/mpeg-ts" | "video/x-mpegts"
+        "video/mp2t"
+        | "video/ts"
+        | "video/mpegts"
+        | "video/mpeg-ts"
+        | "video/x-mpegts"
         | "application/x-mpegts" => Container::MpegTs,
         "video/webm" | "audio/webm" | "video/x-matroska" | "audio/x-matroska"
         | "video/matroska" | "audio/matroska" => Container::Matroska,
         "video/mp4" | "audio/mp4" | "video/iso.segment" => Container::FragmentedMp4,
         "video/x-flv" | "video/flv" => Container::Flv,
         "multipart/x-mixed-replace" => Container::Mpjpeg,
-        "video/x-motion-jpeg" | "video/x-mjpeg" | "video/mjpeg" | "image/mjpeg" => {
-            Container::Mjpeg
-        }
+        "video/x-motion-jpeg" | "video/x-mjpeg" | "video/mjpeg" | "image/mjpeg" => Container::Mjpeg,
         "audio/mpeg" | "audio/mp3" | "audio/mpeg3" | "audio/x-mpeg" | "audio/x-mp3" => {
             Container::Mp3
         }
@@ -53,7 +150,10 @@ mod tests {
         assert_eq!(from_mimetype("video/mp2t"), Some(Container::MpegTs));
         assert_eq!(from_mimetype("video/MP2T"), Some(Container::MpegTs));
         assert_eq!(from_mimetype("video/ts"), Some(Container::MpegTs));
-        assert_eq!(from_mimetype("video/webm; codecs=vp9"), Some(Container::Matroska));
+        assert_eq!(
+            from_mimetype("video/webm; codecs=vp9"),
+            Some(Container::Matroska)
+        );
         assert_eq!(
             from_mimetype("multipart/x-mixed-replace;boundary=ffmpeg"),
             Some(Container::Mpjpeg)

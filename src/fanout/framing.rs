@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use crate::container::select::ParserFactory;
 use crate::container::{Container, Demarcator, Mark, MarkKind};
 
 /// The largest GOP kept for `keyframe=last` and screenshots: a 4 s GOP of a 32 Mbit/s
@@ -31,9 +32,6 @@ pub struct FramingInfo {
     pub audio_only: bool,
 }
 
-/// Makes the parser for one run of a producer from the run's first bytes (the mimetype is
-/// already known to it); `None` relays the run as opaque bytes.
-pub type ParserFactory = Arc<dyn Fn(&[u8]) -> Option<Box<dyn Demarcator>> + Send + Sync>;
 
 /// A group of pictures: slices of published chunks from one keyframe on.
 #[derive(Default)]

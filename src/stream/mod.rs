@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::{ClientMode, Mode, StreamConfig, StreamKind};
+use crate::container::select;
 use crate::fanout::hub::{Hub, Subscriber};
 use crate::fanout::join::Join;
 use crate::lifecycle::{self, Input, Job};
@@ -47,7 +48,7 @@ impl Stream {
         let shared = match (&config.command, config.kind, config.client) {
             (None, _, _) => feed.clone(),
             (Some(_), StreamKind::Stream, ClientMode::Shared) => {
-                let hub = Hub::new(&config.name);
+                let hub = hub_for(&config.name, &config.mimetype);
                 let job = job(
                     config,
                     feed.clone(),
@@ -80,7 +81,7 @@ impl Stream {
         if let Some(hub) = &self.shared {
             return hub.subscribe_with(join);
         }
-        let hub = Hub::new(&self.config.name);
+        let hub = hub_for(&self.config.name, &self.config.mimetype);
         let subscriber = hub.subscribe_with(join);
         let job = job(
             &self.config,
@@ -111,6 +112,15 @@ impl Stream {
         )
         .instrument(tracing::info_span!("shot", stream = %self.config.name))
         .await
+    }
+}
+
+/// A hub for the output of `name`: container-aware when `mimetype` (or the first bytes) name
+/// a container voyandz understands.
+pub fn hub_for(name: &str, mimetype: &str) -> Arc<Hub> {
+    match select::parser_factory(mimetype) {
+        Some(factory) => Hub::framed(name, factory),
+        None => Hub::new(name),
     }
 }
 
