@@ -87,5 +87,17 @@ pub trait Demarcator: Send {
     fn audio_only(&self) -> bool;
 }
 
+pub mod adts;
+#[cfg(test)]
+mod conformance;
+pub mod flv;
+mod framesync;
+pub mod jpeg;
+pub mod matroska;
+pub mod mp3;
+pub mod mp4;
+pub mod mpegts;
+pub mod ogg;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod wav;
