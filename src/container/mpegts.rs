@@ -682,33 +682,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod cost_tmp {
-    use super::*;
-    use crate::container::{flv, mp4};
-    fn run(name: &str, data: &[u8], mut parser: Box<dyn Demarcator>, piece: usize) {
-        let reps = 2000;
-        let mut marks = Vec::with_capacity(1024);
-        let t = std::time::Instant::now();
-        for _ in 0..reps {
-            for chunk in data.chunks(piece) {
-                marks.clear();
-                parser.push(chunk, &mut marks);
-            }
-        }
-        let ns = t.elapsed().as_nanos() as f64;
-        let bytes = (reps * data.len()) as f64;
-        eprintln!("{name} piece {piece}: {:.2} ns/byte, {:.1} ns per 188 bytes, {:.0} MB/s", ns / bytes, ns / bytes * 188.0, bytes / ns * 1000.0);
-    }
-    #[test]
-    fn cost() {
-        let ts = include_bytes!("../../tests/data/containers/h264_aac.ts");
-        let mp = include_bytes!("../../tests/data/containers/h264_aac.mp4");
-        let fl = include_bytes!("../../tests/data/containers/h264_aac.flv");
-        for piece in [188, 1316, 65536] {
-            run("ts", ts, Box::new(Parser::new()), piece);
-            run("mp4", mp, Box::new(mp4::Parser::new()), piece);
-            run("flv", fl, Box::new(flv::Parser::new()), piece);
-        }
-    }
-}

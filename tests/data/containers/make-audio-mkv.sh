@@ -1,9 +1,12 @@
 #!/bin/sh
 # Regenerates the Matroska/WebM, JPEG and audio fixtures used by the unit tests in
 # src/container/{matroska,jpeg,mp3,adts,ogg,wav}.rs. Everything is written to a pipe
-# (`-`), as a live feed does, so sizes are unknown and nothing is seeked back.
-# The tests compare against ffprobe, not against numbers baked in here, so a different
-# ffmpeg version only needs this script re-run.
+# (`-`), as a live feed does: nothing is seeked back, so the Matroska Segment and the WAV
+# sizes stay unknown (ffmpeg 5.1 still writes known Cluster sizes to a pipe; a test rewrites
+# them as unknown).
+# The tests compare against ffprobe and a walk of each file, not against numbers baked in,
+# so a different ffmpeg version only needs this script re-run. Matroska UIDs and Ogg serial
+# numbers are random: those files differ from run to run, the others are bit-exact.
 set -eu
 cd "$(dirname "$0")"
 FF="ffmpeg -hide_banner -loglevel error -nostdin -fflags +bitexact -flags +bitexact"
