@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::container::Container;
+use crate::container::{Container, jpeg};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event, Hub};
 use crate::fanout::join::{BadParameter, Join, parameters};
 use crate::fanout::pipe::write_batch;
@@ -324,9 +324,7 @@ fn demuxer(container: Container) -> Option<&'static str> {
 /// The first whole JPEG (SOI to EOI) in `units`, copied into one buffer.
 fn whole_jpeg(units: &[Bytes]) -> Option<Bytes> {
     let all = units.concat();
-    let start = all.windows(3).position(|w| w == [0xFF, 0xD8, 0xFF])?;
-    let end = all[start..].windows(2).rposition(|w| w == [0xFF, 0xD9])? + start + 2;
-    Some(Bytes::copy_from_slice(&all[start..end]))
+    jpeg::first_jpeg(&all).map(Bytes::copy_from_slice)
 }
 
 /// Runs `program` on header + units and returns the last picture it decodes.

@@ -32,7 +32,6 @@ pub struct FramingInfo {
     pub audio_only: bool,
 }
 
-
 /// A group of pictures: slices of published chunks from one keyframe on.
 #[derive(Default)]
 struct Gop {
