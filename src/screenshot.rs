@@ -449,13 +449,11 @@ mod tests {
 
     #[test]
     fn a_whole_jpeg_is_found_across_pieces() {
-        let units = [
-            Bytes::from_static(b"--ffmpeg\r\nContent-Type: image/jpeg\r\n\r\n\xFF\xD8\xFF\xE0ab"),
-            Bytes::from_static(b"cd\xFF\xD9\r\n"),
-        ];
-        assert_eq!(
-            whole_jpeg(&units).as_deref(),
-            Some(&b"\xFF\xD8\xFF\xE0abcd\xFF\xD9"[..])
-        );
+        let mjpeg = include_bytes!("../tests/data/containers/testsrc.mjpeg");
+        let picture = jpeg::first_jpeg(mjpeg).expect("the fixture starts with a picture");
+        let part = [&b"--ffmpeg\r\nContent-Type: image/jpeg\r\n\r\n"[..], picture].concat();
+        let (head, tail) = part.split_at(part.len() / 2);
+        let units = [Bytes::copy_from_slice(head), Bytes::copy_from_slice(tail)];
+        assert_eq!(whole_jpeg(&units).as_deref(), Some(picture));
     }
 }
