@@ -8,8 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use crate::lifecycle::Tasks;
 
 use crate::config::Config;
 use crate::http::routes::Routes;
@@ -35,31 +34,28 @@ pub enum RunError {
 pub async fn run(config: Config, listener: std::net::TcpListener) -> Result<(), RunError> {
     let listener = tokio::net::TcpListener::from_std(listener).map_err(RunError::Listener)?;
     let address = listener.local_addr().map_err(RunError::Listener)?;
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let registry = Registry::start(&config, &tracker, &cancel);
+    let tasks = Tasks::default();
+    let registry = Registry::start(&config, &tasks);
     let routes = Arc::new(Routes {
         registry,
         config,
         screenshots: Default::default(),
     });
-    let server = tokio::spawn(server::serve(
-        listener,
-        Arc::clone(&routes),
-        tracker.clone(),
-        cancel.clone(),
-    ));
+    let server = tokio::spawn(server::serve(listener, Arc::clone(&routes), tasks.clone()));
     tracing::info!(%address, "listening");
     wait_for_stop_signal().await?;
     tracing::info!("stopping");
     routes.registry.close();
-    cancel.cancel();
-    tracker.close();
-    if tokio::time::timeout(SHUTDOWN_MAX, tracker.wait())
+    tasks.cancel.cancel();
+    tasks.tracker.close();
+    if tokio::time::timeout(SHUTDOWN_MAX, tasks.tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!(tasks = tracker.len(), "some tasks did not stop in time");
+        tracing::warn!(
+            tasks = tasks.tracker.len(),
+            "some tasks did not stop in time"
+        );
     }
     server.abort();
     tracing::info!("stopped");

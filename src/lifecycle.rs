@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Mode;
 use crate::fanout::hub::Hub;
@@ -22,6 +23,15 @@ use crate::fanout::pipe::{PipeEnd, pipe_into};
 use crate::feed::source;
 use crate::process::child::{self, StderrBudget};
 use crate::process::restart::{LogAs, Resurrection};
+
+/// Where feed, stream and client tasks run, and how they are all told to stop.
+#[derive(Debug, Clone, Default)]
+pub struct Tasks {
+    /// Every task is spawned here, so that shutdown can wait for all of them.
+    pub tracker: TaskTracker,
+    /// Cancelled when the server stops.
+    pub cancel: CancellationToken,
+}
 
 /// What produces the bytes.
 #[derive(Debug, Clone)]

@@ -8,12 +8,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
 use crate::config::Config;
 use crate::fanout::hub::Hub;
 use crate::feed;
+use crate::lifecycle::Tasks;
 use crate::stream::{self, Stream};
 
 /// Runtime feeds and streams of one configuration.
@@ -21,13 +19,12 @@ pub struct Registry {
     feeds: HashMap<String, Arc<Hub>>,
     streams: HashMap<String, Arc<Stream>>,
     paths: HashMap<String, Arc<Stream>>,
-    tracker: TaskTracker,
-    cancel: CancellationToken,
+    tasks: Tasks,
 }
 
 impl Registry {
-    /// Sets up every feed and stream of `config`; their tasks run on `tracker` until `cancel`.
-    pub fn start(config: &Config, tracker: &TaskTracker, cancel: &CancellationToken) -> Self {
+    /// Sets up every feed and stream of `config`; their tasks run among `tasks`.
+    pub fn start(config: &Config, tasks: &Tasks) -> Self {
         let logdir = config.logdir.as_deref();
         // A feed relayed as is by a stream carries that stream's container.
         let relayed_as: HashMap<&str, &str> = config
@@ -50,7 +47,7 @@ impl Registry {
         for (name, feed_config) in &config.feeds {
             let parent = feed_config.feed.as_ref().map(|parent| hub(&feeds, parent));
             let job = feed::job(feed_config, parent, logdir);
-            stream::spawn_supervisor(job, hub(&feeds, name), tracker, cancel);
+            stream::spawn_supervisor(job, hub(&feeds, name), tasks);
         }
         let mut streams = HashMap::new();
         let mut paths = HashMap::new();
@@ -60,8 +57,7 @@ impl Registry {
                 stream_config,
                 feed,
                 logdir.map(Path::new),
-                tracker,
-                cancel,
+                tasks,
             ));
             for path in Config::stream_paths(stream_config) {
                 paths.insert(path, Arc::clone(&stream));
@@ -72,8 +68,7 @@ impl Registry {
             feeds,
             streams,
             paths,
-            tracker: tracker.clone(),
-            cancel: cancel.clone(),
+            tasks: tasks.clone(),
         }
     }
 
@@ -87,14 +82,9 @@ impl Registry {
         self.streams.get(name)
     }
 
-    /// The tracker that per-client tasks are spawned on.
-    pub fn tracker(&self) -> &TaskTracker {
-        &self.tracker
-    }
-
-    /// The token that stops this registry's tasks.
-    pub fn cancel(&self) -> &CancellationToken {
-        &self.cancel
+    /// Where per-client tasks are spawned.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
     /// Ends every client's output: the server is stopping.

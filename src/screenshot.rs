@@ -14,15 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::container::{Container, jpeg};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event, Hub};
 use crate::fanout::join::{BadParameter, Join, parameters};
 use crate::fanout::pipe::write_batch;
+use crate::lifecycle::Tasks;
 use crate::process::child::{self, StderrBudget};
 use crate::stream::Stream;
 
@@ -168,8 +166,7 @@ impl Screenshots {
         &self,
         stream: &Stream,
         format: Format,
-        tracker: &TaskTracker,
-        cancel: &CancellationToken,
+        tasks: &Tasks,
     ) -> Result<Bytes, ScreenshotError> {
         let key = (stream.config.name.clone(), format);
         let joined = {
@@ -192,7 +189,7 @@ impl Screenshots {
                 }
             }
             Ok(sender) => {
-                let picture = self.capture(stream, format, tracker, cancel).await;
+                let picture = self.capture(stream, format, tasks).await;
                 self.flights
                     .lock()
                     .expect("screenshot lock poisoned")
@@ -207,8 +204,7 @@ impl Screenshots {
         &self,
         stream: &Stream,
         format: Format,
-        tracker: &TaskTracker,
-        cancel: &CancellationToken,
+        tasks: &Tasks,
     ) -> Result<Bytes, ScreenshotError> {
         let name = &stream.config.name;
         if stream
@@ -221,7 +217,7 @@ impl Screenshots {
             return Err(ScreenshotError::AudioOnly(name.clone()));
         }
         // Holding a subscription keeps an on-demand stream running until the picture is taken.
-        let mut subscriber = stream.subscribe(Join::Keyframe, tracker, cancel);
+        let mut subscriber = stream.subscribe(Join::Keyframe, tasks);
         let hub = Arc::clone(subscriber.hub());
         let waited = tokio::time::timeout(FIRST_PICTURE_WAIT, async {
             let mut batch = VecDeque::new();
@@ -380,32 +376,9 @@ async fn decode(
         // The decoder may stop reading once it has its picture: that is not an error.
         let _ = write_batch(&mut stdin, &mut input).await;
     });
-    let mut stdout = child
-        .stdout
-        .take()
-        .expect("stdout is piped")
-        .take(PICTURE_BYTES_MAX);
-    let mut picture = Vec::new();
-    let read = tokio::time::timeout(DECODE_TIMEOUT, stdout.read_to_end(&mut picture)).await;
+    let picture = child.output(PICTURE_BYTES_MAX, DECODE_TIMEOUT).await;
     writer.abort();
-    let tail = child.stderr_tail().clone();
-    let status = match read {
-        Ok(Ok(_)) => tokio::time::timeout(child::STOP_GRACE, child.wait())
-            .await
-            .ok(),
-        _ => None,
-    };
-    if status.is_none() {
-        child.stop().await;
-    }
-    if picture.is_empty() {
-        let status = match status {
-            Some(Ok(status)) => status.to_string(),
-            _ => format!("no picture within {DECODE_TIMEOUT:?}"),
-        };
-        return Err(format!("{program}: {status}: {}", tail.text()));
-    }
-    Ok(Bytes::from(picture))
+    picture.map_err(|error| format!("{program}: {error}"))
 }
 
 #[cfg(test)]
@@ -451,7 +424,11 @@ mod tests {
     fn a_whole_jpeg_is_found_across_pieces() {
         let mjpeg = include_bytes!("../tests/data/containers/testsrc.mjpeg");
         let picture = jpeg::first_jpeg(mjpeg).expect("the fixture starts with a picture");
-        let part = [&b"--ffmpeg\r\nContent-Type: image/jpeg\r\n\r\n"[..], picture].concat();
+        let part = [
+            &b"--ffmpeg\r\nContent-Type: image/jpeg\r\n\r\n"[..],
+            picture,
+        ]
+        .concat();
         let (head, tail) = part.split_at(part.len() / 2);
         let units = [Bytes::copy_from_slice(head), Bytes::copy_from_slice(tail)];
         assert_eq!(whole_jpeg(&units).as_deref(), Some(picture));

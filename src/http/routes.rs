@@ -153,8 +153,7 @@ impl Routes {
             };
             return stream_response(mimetype, Either::Left(Full::default()));
         }
-        let mut subscriber =
-            stream.subscribe(join, self.registry.tracker(), self.registry.cancel());
+        let mut subscriber = stream.subscribe(join, self.registry.tasks());
         let mut first = VecDeque::new();
         let waited = tokio::time::timeout(
             FIRST_BYTE_WAIT,
@@ -206,12 +205,7 @@ impl Routes {
         }
         let taken = self
             .screenshots
-            .take(
-                stream,
-                format,
-                self.registry.tracker(),
-                self.registry.cancel(),
-            )
+            .take(stream, format, self.registry.tasks())
             .await;
         match taken {
             Ok(picture) => closing(stream_response(

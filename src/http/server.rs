@@ -13,10 +13,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::routes::Routes;
+use crate::lifecycle::Tasks;
 
 /// Unsent bytes the kernel may hold per client socket: a few chunks of a high bit-rate
 /// stream (a write wakes up at most this much at a time), and at 4 Mbit/s only 64 ms of
@@ -30,13 +30,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
-/// Serves `routes` on `listener` until `cancel` fires; connections run on `tracker`.
-pub async fn serve(
-    listener: TcpListener,
-    routes: Arc<Routes>,
-    tracker: TaskTracker,
-    cancel: CancellationToken,
-) {
+/// Serves `routes` on `listener` until the server stops; connections run among `tasks`.
+pub async fn serve(listener: TcpListener, routes: Arc<Routes>, tasks: Tasks) {
+    let Tasks { tracker, cancel } = tasks;
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,

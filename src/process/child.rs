@@ -14,8 +14,9 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use rustix::process::{Pid, Signal};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 use tracing::Instrument;
 
@@ -54,6 +55,20 @@ pub enum SpawnError {
         /// The OS error (e.g. not found, permission denied).
         source: io::Error,
     },
+}
+
+/// Why a command's whole output could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// It did not finish in time.
+    #[error("command did not finish within {0:?}")]
+    Timeout(Duration),
+    /// Reading its output failed.
+    #[error("cannot read the command's output: {0}")]
+    Read(io::Error),
+    /// It ran but wrote nothing (its exit status and the end of its stderr).
+    #[error("command wrote nothing: {0}")]
+    Empty(String),
 }
 
 /// What a child is spawned with.
@@ -224,6 +239,32 @@ impl Child {
         self.signal_group(Signal::KILL);
         (&mut self.stderr_done).await.ok();
         Ok(status)
+    }
+
+    /// Reads all of stdout (at most `limit` bytes, within `timeout`), then reaps the child.
+    pub async fn output(mut self, limit: u64, timeout: Duration) -> Result<Bytes, OutputError> {
+        let mut stdout = self.stdout.take().expect("stdout is piped").take(limit);
+        let mut output = Vec::new();
+        let read = tokio::time::timeout(timeout, stdout.read_to_end(&mut output)).await;
+        let read = match read {
+            Err(_) => Err(OutputError::Timeout(timeout)),
+            Ok(Err(error)) => Err(OutputError::Read(error)),
+            Ok(Ok(_)) => Ok(()),
+        };
+        if let Err(error) = read {
+            self.stop().await;
+            return Err(error);
+        }
+        let status = match tokio::time::timeout(STOP_GRACE, self.wait()).await {
+            Ok(Ok(status)) => status.to_string(),
+            _ => "still running".to_string(),
+        };
+        let tail = self.tail.text();
+        self.stop().await;
+        if output.is_empty() {
+            return Err(OutputError::Empty(format!("{status}: {tail}")));
+        }
+        Ok(Bytes::from(output))
     }
 
     /// Stops the whole process group: SIGTERM, then SIGKILL after [`STOP_GRACE`]; reaps it.

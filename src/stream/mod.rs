@@ -11,15 +11,13 @@ pub mod shot;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::{ClientMode, Mode, StreamConfig, StreamKind};
 use crate::container::select;
 use crate::fanout::hub::{Hub, Subscriber};
 use crate::fanout::join::Join;
-use crate::lifecycle::{self, Input, Job};
+use crate::lifecycle::{self, Input, Job, Tasks};
 use crate::process::child::StderrBudget;
 
 /// A configured stream and its runtime handles.
@@ -36,13 +34,12 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Sets a stream up; a shared stream's supervisor is started on `tracker`.
+    /// Sets a stream up; a shared stream's supervisor is started among `tasks`.
     pub fn start(
         config: &StreamConfig,
         feed: Option<Arc<Hub>>,
         logdir: Option<&Path>,
-        tracker: &TaskTracker,
-        cancel: &CancellationToken,
+        tasks: &Tasks,
     ) -> Self {
         let stderr_file = logdir.map(|dir| dir.join(format!("stream-{}.log", config.name)));
         let shared = match (&config.command, config.kind, config.client) {
@@ -56,7 +53,7 @@ impl Stream {
                     config.mode,
                     false,
                 );
-                spawn_supervisor(job, Arc::clone(&hub), tracker, cancel);
+                spawn_supervisor(job, Arc::clone(&hub), tasks);
                 Some(hub)
             }
             _ => None,
@@ -72,12 +69,7 @@ impl Stream {
 
     /// A new client's subscription, starting where `join` says: to the shared hub, or to a
     /// process of its own.
-    pub fn subscribe(
-        &self,
-        join: Join,
-        tracker: &TaskTracker,
-        cancel: &CancellationToken,
-    ) -> Subscriber {
+    pub fn subscribe(&self, join: Join, tasks: &Tasks) -> Subscriber {
         if let Some(hub) = &self.shared {
             return hub.subscribe_with(join);
         }
@@ -90,7 +82,7 @@ impl Stream {
             Mode::OnDemand,
             true,
         );
-        spawn_supervisor(job, hub, tracker, cancel);
+        spawn_supervisor(job, hub, tasks);
         subscriber
     }
 
@@ -151,18 +143,13 @@ fn job(
 
 /// Starts a supervisor task in the feed's or stream's log span. A panic in it is logged (by
 /// the panic hook) and the supervisor is started again: one broken feed must not stay dead.
-pub fn spawn_supervisor(
-    job: Job,
-    hub: Arc<Hub>,
-    tracker: &TaskTracker,
-    cancel: &CancellationToken,
-) {
+pub fn spawn_supervisor(job: Job, hub: Arc<Hub>, tasks: &Tasks) {
     let span = match job.kind {
         "feed" => tracing::info_span!("feed", feed = %job.name),
         _ => tracing::info_span!("stream", stream = %job.name),
     };
-    let cancel = cancel.clone();
-    tracker.spawn(async move {
+    let cancel = tasks.cancel.clone();
+    tasks.tracker.spawn(async move {
         loop {
             let run = lifecycle::supervise(job.clone(), Arc::clone(&hub), cancel.clone());
             match tokio::spawn(run.instrument(span.clone())).await {
