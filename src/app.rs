@@ -32,6 +32,8 @@ pub enum RunError {
 
 /// Serves `config` on `listener` until SIGTERM or SIGINT.
 pub async fn run(config: Config, listener: std::net::TcpListener) -> Result<(), RunError> {
+    // Before the first request is answered: a signal must stop the server, never kill it.
+    let stop = stop_signal()?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(RunError::Listener)?;
     let address = listener.local_addr().map_err(RunError::Listener)?;
     let tasks = Tasks::default();
@@ -43,7 +45,7 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> Result<(), 
     });
     let server = tokio::spawn(server::serve(listener, Arc::clone(&routes), tasks.clone()));
     tracing::info!(%address, "listening");
-    wait_for_stop_signal().await?;
+    stop.await;
     tracing::info!("stopping");
     routes.registry.close();
     tasks.cancel.cancel();
@@ -62,15 +64,17 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> Result<(), 
     Ok(())
 }
 
-async fn wait_for_stop_signal() -> Result<(), RunError> {
+/// Installs the SIGTERM and SIGINT handlers now; the future completes at the first signal.
+fn stop_signal() -> Result<impl Future<Output = ()>, RunError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
-    tokio::select! {
-        _ = terminate.recv() => {},
-        _ = interrupt.recv() => {},
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+    })
 }
 
 /// Logs panics of any task with their backtrace: the task ends, the server goes on.

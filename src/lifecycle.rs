@@ -15,10 +15,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use crate::config::Mode;
 use crate::fanout::hub::Hub;
+use crate::fanout::join::Join;
 use crate::fanout::pipe::{PipeEnd, pipe_into};
 use crate::feed::source;
 use crate::process::child::{self, StderrBudget};
@@ -47,11 +48,29 @@ pub enum Input {
     File(PathBuf),
 }
 
+/// What a supervisor runs, for log lines and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A feed.
+    Feed,
+    /// A stream.
+    Stream,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Feed => "feed",
+            Kind::Stream => "stream",
+        })
+    }
+}
+
 /// Everything a supervisor needs to run one feed or stream.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Job {
-    /// `feed` or `stream`, for log lines.
-    pub kind: &'static str,
+    /// A feed or a stream.
+    pub kind: Kind,
     /// The feed's or stream's name.
     pub name: String,
     /// What produces the bytes.
@@ -64,6 +83,8 @@ pub struct Job {
     pub once: bool,
     /// Where the command's stderr is also written.
     pub stderr_file: Option<PathBuf>,
+    /// The log budget of its stderr, shared by every process of the same feed or stream.
+    pub stderr_budget: StderrBudget,
 }
 
 /// How one run ended.
@@ -87,13 +108,17 @@ enum RunEnd {
 pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken) {
     let mut demand = hub.demand();
     let mut resurrection = Resurrection::default();
-    let budget = StderrBudget::default();
     loop {
-        if job.mode != Mode::Continuous && !wait_for_demand(&mut demand, &cancel).await {
-            return;
+        if job.mode != Mode::Continuous {
+            if !wait_for_demand(&mut demand, &cancel).await {
+                return;
+            }
+            if !resurrection.failing() {
+                hub.forget_failure();
+            }
         }
         let started = Instant::now();
-        let end = run_once(&job, &hub, &mut demand, &cancel, &budget, &resurrection).await;
+        let end = run_once(&job, &hub, &mut demand, &cancel, &resurrection).await;
         let (reason, produced, input_ended) = match end {
             RunEnd::Cancelled => return,
             RunEnd::Idle => {
@@ -114,7 +139,11 @@ pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken) {
             hub.fail(format!("{} \"{}\" {reason}", job.kind, job.name));
         }
         if input_ended || !job.resurrect {
-            tracing::info!(%reason, "ended for good; not resurrected");
+            if produced == 0 {
+                tracing::warn!(%reason, "failed; not resurrected");
+            } else {
+                tracing::info!(%reason, "ended for good; not resurrected");
+            }
             hub.end();
             // A continuous producer ran because the server started, and that happens once;
             // an on-demand one starts afresh for the next client after the current ones left.
@@ -218,7 +247,6 @@ async fn run_once(
     hub: &Arc<Hub>,
     demand: &mut watch::Receiver<usize>,
     cancel: &CancellationToken,
-    budget: &StderrBudget,
     resurrection: &Resurrection,
 ) -> RunEnd {
     match &job.input {
@@ -229,7 +257,7 @@ async fn run_once(
                 argv,
                 stdin: stdin.is_some(),
                 stderr_file: job.stderr_file.clone(),
-                stderr_budget: budget.clone(),
+                stderr_budget: job.stderr_budget.clone(),
             };
             let mut child = match child::spawn(&spec) {
                 Ok(child) => child,
@@ -247,28 +275,32 @@ async fn run_once(
                 tracing::info!(pid = child.pid(), command = %argv.join(" "), "started");
             }
             let stdout = child.stdout.take().expect("stdout is piped");
-            let mut pump = tokio::spawn({
+            let mut pump = AbortOnDropHandle::new(tokio::spawn({
                 let hub = Arc::clone(hub);
                 async move { source::pump(stdout, &hub).await }
-            });
+            }));
             let mut pipe = match (stdin, child.stdin.take()) {
                 (Some(feed), Some(writer)) => {
-                    let subscriber = feed.subscribe();
+                    // A clean start for the command's demuxer: the header, then whole units.
+                    let subscriber = feed.subscribe_with(Join::Header);
                     let hub = Arc::clone(hub);
-                    Some(tokio::spawn(async move {
+                    Some(AbortOnDropHandle::new(tokio::spawn(async move {
                         pipe_into(subscriber, writer, Some(&hub)).await
-                    }))
+                    })))
                 }
                 _ => None,
             };
             let mut input_ended = false;
+            let unwanted = unwanted(job.mode, demand);
+            tokio::pin!(unwanted);
             let status = loop {
                 tokio::select! {
+                    biased;
                     _ = cancel.cancelled() => {
                         stop_all(child, pump, pipe).await;
                         return RunEnd::Cancelled;
                     }
-                    _ = unwanted(job.mode, demand) => {
+                    _ = &mut unwanted => {
                         stop_all(child, pump, pipe).await;
                         tracing::info!("stopped: no more clients");
                         return RunEnd::Idle;
@@ -280,10 +312,15 @@ async fn run_once(
                     status = child.wait() => break status,
                 }
             };
-            let produced = (&mut pump).await.ok().and_then(Result::ok).unwrap_or(0);
-            if let Some(pipe) = pipe {
-                pipe.abort();
-            }
+            // The rest of its output is already in the pipe: read it, but never wait on a
+            // descendant that escaped the process group and keeps stdout open.
+            let produced = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => 0,
+                read = &mut pump => read.ok().and_then(Result::ok).unwrap_or(0),
+                _ = tokio::time::sleep(child::STOP_GRACE) => 0,
+            };
+            drop(pipe);
             RunEnd::Exited {
                 reason: describe_exit(status, &child.stderr_tail().text()),
                 produced,
@@ -293,16 +330,17 @@ async fn run_once(
     }
 }
 
+/// Stops a run: its input pipe, its process group, and its read loop, which is awaited so
+/// that no stale chunk reaches the hub after this returns.
 async fn stop_all(
     child: child::Child,
-    pump: tokio::task::JoinHandle<std::io::Result<u64>>,
-    pipe: Option<tokio::task::JoinHandle<PipeEnd>>,
+    pump: AbortOnDropHandle<std::io::Result<u64>>,
+    pipe: Option<AbortOnDropHandle<PipeEnd>>,
 ) {
-    if let Some(pipe) = pipe {
-        pipe.abort();
-    }
+    drop(pipe);
     child.stop().await;
     pump.abort();
+    let _ = pump.await;
 }
 
 async fn run_file(

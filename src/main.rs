@@ -12,6 +12,8 @@ use voyandz::systemd::listen;
 const EXIT_CONFIG: u8 = 78;
 /// sysexits.h EX_OSERR: no socket, no runtime.
 const EXIT_OSERR: u8 = 71;
+/// How long blocking reads (a `file:` device) may hold up the exit after every task stopped.
+const RUNTIME_SHUTDOWN_MAX: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -62,7 +64,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_OSERR);
         }
     };
-    match runtime.block_on(voyandz::app::run(config, listener)) {
+    let result = runtime.block_on(voyandz::app::run(config, listener));
+    // A read blocked on a device in the blocking pool must not keep the process alive.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_MAX);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::container::select;
 use crate::fanout::hub::Hub;
 use crate::feed;
 use crate::lifecycle::Tasks;
@@ -39,7 +40,8 @@ impl Registry {
             .map(|name| {
                 let hub = match relayed_as.get(name.as_str()) {
                     Some(mimetype) => stream::hub_for(name, mimetype),
-                    None => Hub::new(name),
+                    // Known containers let the commands reading it start at a clean boundary.
+                    None => Hub::framed(name, select::sniffing_factory()),
                 };
                 (name.clone(), hub)
             })

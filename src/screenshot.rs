@@ -23,6 +23,7 @@ use crate::fanout::pipe::write_batch;
 use crate::lifecycle::Tasks;
 use crate::process::child::{self, StderrBudget};
 use crate::stream::Stream;
+use tokio_util::task::AbortOnDropHandle;
 
 /// The spec's default JPEG quality, in percent.
 pub const DEFAULT_QUALITY: u8 = 85;
@@ -372,12 +373,12 @@ async fn decode(
     let mut child = child::spawn(&spec).map_err(|error| error.to_string())?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut input: VecDeque<Bytes> = header.into_iter().chain(units).collect();
-    let writer = tokio::spawn(async move {
+    let writer = AbortOnDropHandle::new(tokio::spawn(async move {
         // The decoder may stop reading once it has its picture: that is not an error.
         let _ = write_batch(&mut stdin, &mut input).await;
-    });
+    }));
     let picture = child.output(PICTURE_BYTES_MAX, DECODE_TIMEOUT).await;
-    writer.abort();
+    drop(writer);
     picture.map_err(|error| format!("{program}: {error}"))
 }
 

@@ -1,12 +1,12 @@
 //! ADTS (AAC in Audio Data Transport Stream frames) framing: every frame start is a
-//! [`MarkKind::Boundary`]. Each ADTS frame carries its own configuration, so the stream needs
-//! no header ([`Demarcator::header`] is `None`). ID3v2 tags (which some muxers put first) are
-//! skipped. CRCs are not checked.
+//! [`MarkKind::Boundary`](super::MarkKind::Boundary). Each ADTS frame carries its own
+//! configuration, so the stream needs no header
+//! ([`Demarcator::header`](super::Demarcator::header) is `None`). ID3v2 tags (which some muxers
+//! put first) are skipped. CRCs are not checked. The frame following is `framesync`'s; this
+//! file only reads an ADTS header.
 
-use bytes::Bytes;
-
-use super::framesync::{Frame, FrameFormat, FrameSync};
-use super::{Container, Demarcator, Mark};
+use super::Container;
+use super::framesync::{self, Frame, FrameFormat};
 
 /// Sampling-frequency indexes 13..=15 are reserved (ISO 14496-3, 1.6.3.4).
 const MAX_RATE_INDEX: u8 = 12;
@@ -15,9 +15,10 @@ const HEADER_BYTES_NO_CRC: usize = 7;
 const HEADER_BYTES_CRC: usize = 9;
 
 /// Reads ADTS frame headers.
-struct Adts;
+pub struct Adts;
 
 impl FrameFormat for Adts {
+    const CONTAINER: Container = Container::Adts;
     const HEADER_BYTES: usize = HEADER_BYTES_NO_CRC;
     /// The 13-bit frame length field's maximum.
     const MAX_FRAME_BYTES: usize = 8191;
@@ -50,87 +51,35 @@ impl FrameFormat for Adts {
 }
 
 /// Finds ADTS frames in a live AAC stream.
-pub struct Parser {
-    frames: FrameSync<Adts>,
-}
-
-impl Parser {
-    /// A parser at the start of a stream.
-    pub fn new() -> Self {
-        Self {
-            frames: FrameSync::new(),
-        }
-    }
-}
-
-impl Default for Parser {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Demarcator for Parser {
-    fn container(&self) -> Container {
-        Container::Adts
-    }
-
-    fn push(&mut self, data: &[u8], marks: &mut Vec<Mark>) {
-        self.frames.push(data, marks);
-    }
-
-    /// Always `None`: every frame header carries the configuration.
-    fn header(&self) -> Option<&Bytes> {
-        None
-    }
-
-    fn audio_only(&self) -> bool {
-        true
-    }
-}
+pub type Parser = framesync::Parser<Adts>;
 
 /// Whether `first` starts with an ADTS frame header (and, if `first` is long enough, a second
 /// consistent one right after the first frame).
 pub fn sniff(first: &[u8]) -> bool {
-    let Some(frame) = first.get(..HEADER_BYTES_NO_CRC).and_then(Adts::parse) else {
-        return false;
-    };
-    match first.get(frame.len..frame.len + HEADER_BYTES_NO_CRC) {
-        Some(next) => Adts::parse(next).is_some_and(|n| n.fingerprint == frame.fingerprint),
-        None => true,
-    }
+    framesync::sniff::<Adts>(first)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::MarkKind;
-    use crate::container::conformance::{ffprobe, hostile, marks_of, packets};
+    use crate::container::conformance::{check_audio_only, hostile, packet_marks};
 
     const FIXTURE: &[u8] = include_bytes!("../../tests/data/containers/sine.aac");
 
     #[test]
-    fn every_frame_ffprobe_sees_is_a_boundary() {
-        let marks = marks_of(&mut Parser::new(), FIXTURE);
-        assert!(marks.iter().all(|m| m.kind == MarkKind::Boundary));
-        let offsets: Vec<u64> = marks.iter().map(|m| m.offset).collect();
-        let expected: Vec<u64> = packets(FIXTURE, None, None).iter().map(|p| p.0).collect();
-        assert_eq!(offsets, expected);
+    fn every_frame_ffprobe_sees_is_a_boundary_and_a_join() {
+        let (marks, header) = check_audio_only(Parser::new(), FIXTURE);
+        assert_eq!(marks, packet_marks(FIXTURE, None, None));
+        assert!(header.is_none());
         assert!(
             sniff(FIXTURE) && !sniff(b"ID3\x04\0\0\0\0\0\0") && !sniff(&[0xFF, 0xFB, 0x90, 0x64])
         );
     }
 
     #[test]
-    fn a_joiner_from_any_mark_decodes() {
-        let marks = marks_of(&mut Parser::new(), FIXTURE);
-        let from = marks[marks.len() / 3].offset as usize;
-        ffprobe(&FIXTURE[from..], &["-show_packets"]);
-    }
-
-    #[test]
     fn hostile_input() {
         hostile(Parser::new, FIXTURE, false, |p| {
-            p.frames.buffered() <= FrameSync::<Adts>::SEARCH_BYTES
+            p.buffered() <= Parser::SEARCH_BYTES
         });
     }
 }

@@ -1,12 +1,15 @@
-//! Test-only checks shared by the Matroska, JPEG and audio parsers: ffprobe as the oracle for
-//! what a joiner receives, and the hostile-input battery of the parser-robustness acceptance
-//! (random bytes, truncated and corrupted fixtures, random piece sizes, resynchronisation).
+//! Test-only checks shared by every container parser: ffprobe as the oracle for where units
+//! start and for what a joiner receives, and the hostile-input battery of the
+//! parser-robustness acceptance (random bytes, truncated and corrupted fixtures, random piece
+//! sizes, resynchronisation).
 
 use std::io::Write;
 use std::process::Command;
 
+use bytes::Bytes;
+
 use super::testing::{Rng, corrupt, push_in_pieces};
-use super::{Demarcator, Mark};
+use super::{Demarcator, Mark, MarkKind};
 
 /// How much clean stream a parser may misread after garbage before it is back in step: a
 /// corrupt length can send it past one unit (at most 64 KiB for Ogg pages and JPEG segments).
@@ -34,6 +37,37 @@ pub fn ffprobe(bytes: &[u8], args: &[&str]) -> String {
 /// The positions of the packets ffprobe finds in `bytes` (of stream `stream`, if given), with
 /// whether each is a keyframe.
 pub fn packets(bytes: &[u8], format: Option<&str>, stream: Option<usize>) -> Vec<(u64, bool)> {
+    packet_rows(bytes, format)
+        .into_iter()
+        .filter(|&(index, ..)| stream.is_none_or(|s| s == index))
+        .map(|(_, pos, key)| (pos, key))
+        .collect()
+}
+
+/// The marks ffprobe's packets in `bytes` call for: one at each packet of stream `marked` (of
+/// every stream if `None`), a keyframe where stream `video` (if any) has a key packet, else a
+/// boundary.
+pub fn packet_marks(bytes: &[u8], marked: Option<usize>, video: Option<usize>) -> Vec<Mark> {
+    let rows = packet_rows(bytes, None);
+    let video_key = |pos| {
+        rows.iter()
+            .any(|&(index, p, key)| key && p == pos && Some(index) == video)
+    };
+    rows.iter()
+        .filter(|&&(index, ..)| marked.is_none_or(|s| s == index))
+        .map(|&(_, offset, _)| Mark {
+            offset,
+            kind: if video_key(offset) {
+                MarkKind::Keyframe
+            } else {
+                MarkKind::Boundary
+            },
+        })
+        .collect()
+}
+
+/// Every packet ffprobe finds in `bytes`: (stream index, position, keyframe).
+fn packet_rows(bytes: &[u8], format: Option<&str>) -> Vec<(usize, u64, bool)> {
     let mut args = vec![
         "-show_entries",
         "packet=stream_index,pos,flags",
@@ -50,9 +84,72 @@ pub fn packets(bytes: &[u8], format: Option<&str>, stream: Option<usize>) -> Vec
             let index: usize = fields.next()?.parse().ok()?;
             let pos: u64 = fields.next()?.parse().ok()?;
             let key = fields.next()?.starts_with('K');
-            stream.is_none_or(|s| s == index).then_some((pos, key))
+            Some((index, pos, key))
         })
         .collect()
+}
+
+/// Parses the whole audio-only `file` with `parser` and checks what every audio-only stream
+/// shares: the parser says it is audio-only, every mark is a boundary, and a client joining at
+/// the middle mark (after the header, if any) decodes. Returns the marks and the header.
+pub fn check_audio_only(mut parser: impl Demarcator, file: &[u8]) -> (Vec<Mark>, Option<Bytes>) {
+    let marks = marks_of(&mut parser, file);
+    assert!(parser.audio_only(), "not audio-only");
+    assert!(marks.len() > 1 && marks.iter().all(|m| m.kind == MarkKind::Boundary));
+    let header = parser.header().cloned();
+    decoded_join(
+        file,
+        header.as_deref().unwrap_or(&[]),
+        marks[marks.len() / 2],
+    );
+    (marks, header)
+}
+
+/// Where `marks` are.
+pub fn offsets(marks: &[Mark]) -> Vec<u64> {
+    marks.iter().map(|m| m.offset).collect()
+}
+
+/// The keyframe marks among `marks`.
+pub fn keyframes(marks: &[Mark]) -> Vec<Mark> {
+    marks
+        .iter()
+        .filter(|m| m.kind == MarkKind::Keyframe)
+        .copied()
+        .collect()
+}
+
+/// What a client joining `file` at `mark` receives decodes without errors, and its first video
+/// frame is a keyframe.
+pub fn check_join(file: &[u8], header: &[u8], mark: Mark) {
+    let joined = decoded_join(file, header, mark);
+    let first = [
+        "-show_frames",
+        "-select_streams",
+        "v",
+        "-read_intervals",
+        "%+#1",
+        "-show_entries",
+        "frame=key_frame",
+        "-of",
+        "csv=p=0",
+    ];
+    // The first field: HEVC frames also list their SEI side data.
+    let out = ffprobe(&joined, &first);
+    assert_eq!(
+        out.split([',', '\n']).next(),
+        Some("1"),
+        "join at {}",
+        mark.offset
+    );
+}
+
+/// What a client joining `file` at `mark` receives (`header`, then the bytes from `mark` on),
+/// checked to decode without errors.
+fn decoded_join(file: &[u8], header: &[u8], mark: Mark) -> Vec<u8> {
+    let joined = [header, &file[mark.offset as usize..]].concat();
+    ffprobe(&joined, &["-show_frames"]);
+    joined
 }
 
 /// Every mark of `data` pushed in one piece.

@@ -407,7 +407,9 @@ impl Demarcator for Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::conformance::{ffprobe, hostile, marks_of, packets};
+    use crate::container::conformance::{
+        check_audio_only, check_join, hostile, keyframes, marks_of, packet_marks,
+    };
 
     const H264_AAC: &[u8] = include_bytes!("../../tests/data/containers/h264_aac.flv");
     const AAC: &[u8] = include_bytes!("../../tests/data/containers/aac.flv");
@@ -425,56 +427,14 @@ mod tests {
         found
     }
 
-    /// ffprobe's packets (every stream) are the marks: video (stream 0) `K` ones keyframes.
-    fn expected_marks(file: &[u8], audio_only: bool) -> Vec<Mark> {
-        let video = if audio_only {
-            Vec::new()
-        } else {
-            packets(file, None, Some(0))
-        };
-        packets(file, None, None)
-            .into_iter()
-            .map(|(offset, _)| Mark {
-                offset,
-                kind: if video.contains(&(offset, true)) {
-                    MarkKind::Keyframe
-                } else {
-                    MarkKind::Boundary
-                },
-            })
-            .collect()
-    }
-
-    /// header + bytes from `mark` decode cleanly, and the first video frame is a keyframe.
-    fn check_join(file: &[u8], header: &Bytes, mark: Mark) {
-        let joined = [&header[..], &file[mark.offset as usize..]].concat();
-        ffprobe(&joined, &["-show_frames"]);
-        let first = [
-            "-show_frames",
-            "-select_streams",
-            "v",
-            "-read_intervals",
-            "%+#1",
-            "-show_entries",
-            "frame=key_frame",
-            "-of",
-            "csv=p=0",
-        ];
-        let out = ffprobe(&joined, &first);
-        assert_eq!(out.split([',', '\n']).next(), Some("1"));
-    }
-
     #[test]
     fn video_keyframe_tags_and_header_match_ffprobe() {
         let mut parser = Parser::new();
         let marks = marks_of(&mut parser, H264_AAC);
         assert!(sniff(H264_AAC) && !parser.audio_only());
-        assert_eq!(marks, expected_marks(H264_AAC, false));
-        let keys: Vec<Mark> = marks
-            .iter()
-            .filter(|m| m.kind == MarkKind::Keyframe)
-            .copied()
-            .collect();
+        // ffprobe's packets (every stream) are the marks: video (stream 0) `K` ones keyframes.
+        assert_eq!(marks, packet_marks(H264_AAC, None, Some(0)));
+        let keys = keyframes(&marks);
         assert_eq!(keys.len(), 3);
         // File header, onMetaData, AVC and AAC sequence headers: the tags before the first
         // keyframe but the audio frames.
@@ -490,16 +450,10 @@ mod tests {
 
     #[test]
     fn audio_only_tags_are_boundaries() {
-        let mut parser = Parser::new();
-        let marks = marks_of(&mut parser, AAC);
-        assert!(parser.audio_only());
-        assert_eq!(marks, expected_marks(AAC, true));
-        assert!(marks.len() > 50 && marks.iter().all(|m| m.kind == MarkKind::Boundary));
-        let all = tags(AAC);
-        let header = parser.header().expect("header");
-        assert_eq!(header[..], AAC[..all[1].2]);
-        let joined = [&header[..], &AAC[marks[20].offset as usize..]].concat();
-        ffprobe(&joined, &["-show_frames"]);
+        let (marks, header) = check_audio_only(Parser::new(), AAC);
+        assert_eq!(marks, packet_marks(AAC, None, None));
+        assert!(marks.len() > 50);
+        assert_eq!(header.expect("header")[..], AAC[..tags(AAC)[1].2]);
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! Frame synchronisation for audio streams made of self-delimiting frames (MPEG audio, ADTS):
 //! find a run of consecutive valid frame headers, then follow the frame lengths, marking every
-//! frame start as a [`MarkKind::Boundary`]. Shared by `mp3` and `adts`, which only say how to
-//! read one header ([`FrameFormat`]). ID3v2 tags in front of (or between) frames are skipped.
-//! It checks no CRC and decodes nothing; a frame is trusted once its header fits the run.
+//! frame start as a [`MarkKind::Boundary`]. One generic [`Parser`] serves `mp3` and `adts`,
+//! which only say how to read one header ([`FrameFormat`]) and alias `Parser<TheirFormat>`.
+//! ID3v2 tags in front of (or between) frames are skipped. The stream needs no header: every
+//! frame is a valid start. It checks no CRC and decodes nothing; a frame is trusted once its
+//! header fits the run.
 
 use std::marker::PhantomData;
 
-use super::{Mark, MarkKind};
+use bytes::Bytes;
+
+use super::{Container, Demarcator, Mark, MarkKind};
 
 /// What a frame header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Frame {
+pub struct Frame {
     /// Whole frame length in bytes, header included (never 0).
     pub len: usize,
     /// The fields every frame of one stream shares (version, layer, sample rate...): a header
@@ -18,8 +22,10 @@ pub(super) struct Frame {
     pub fingerprint: u32,
 }
 
-/// One frame format: how long its header is and how to read it.
-pub(super) trait FrameFormat {
+/// One frame format: which container it is, how long its header is and how to read it.
+pub trait FrameFormat: Send {
+    /// The container a [`Parser`] of this format reports.
+    const CONTAINER: Container;
     /// Bytes needed to read a header (at most [`HEAD_BYTES`]).
     const HEADER_BYTES: usize;
     /// The longest frame a valid header can announce.
@@ -48,8 +54,8 @@ enum State {
     SkipTag,
 }
 
-/// Incremental frame follower for one [`FrameFormat`].
-pub(super) struct FrameSync<F> {
+/// Finds the frames of one [`FrameFormat`] in a live stream, incrementally.
+pub struct Parser<F> {
     state: State,
     /// Absolute offset of the next byte pushed.
     pos: u64,
@@ -82,12 +88,12 @@ enum Candidate {
     No,
 }
 
-impl<F: FrameFormat> FrameSync<F> {
+impl<F: FrameFormat> Parser<F> {
     /// The search buffer's fixed size: a candidate at its start can always be decided.
     pub(super) const SEARCH_BYTES: usize = (CONFIRM_HEADERS - 1) * F::MAX_FRAME_BYTES + HEAD_BYTES;
 
-    /// A follower at the start of a stream (which may begin with garbage or a tag).
-    pub(super) fn new() -> Self {
+    /// A parser at the start of a stream (which may begin with garbage or a tag).
+    pub fn new() -> Self {
         Self {
             state: State::Search,
             pos: 0,
@@ -108,8 +114,75 @@ impl<F: FrameFormat> FrameSync<F> {
         self.search.len()
     }
 
-    /// Consumes `data`, appending a Boundary mark for every frame start it proves.
-    pub(super) fn push(&mut self, mut data: &[u8], marks: &mut Vec<Mark>) {
+    /// Looks for a confirmed run in the search buffer and follows it as far as the buffer goes.
+    fn scan(&mut self, marks: &mut Vec<Mark>) {
+        let mut i = 0;
+        while i < self.search.len() {
+            match candidate::<F>(&self.search[i..]) {
+                Candidate::No => i += 1,
+                Candidate::NeedMore => break,
+                Candidate::Tag(len) => {
+                    let available = (self.search.len() - i) as u64;
+                    if len <= available {
+                        i += len as usize; // `len` <= the buffer's length here
+                        continue;
+                    }
+                    self.state = State::SkipTag;
+                    self.skip = len - available;
+                    self.search.clear();
+                    return;
+                }
+                Candidate::Run => match self.follow(i, marks) {
+                    Some(lost) => i = lost,
+                    None => return,
+                },
+            }
+        }
+        self.search.drain(..i);
+        self.search_at += i as u64;
+    }
+
+    /// Follows frames from `start` in the search buffer, marking each one; switches to Synced
+    /// when the next header is past the buffer's end. Returns where sync was lost, if it was.
+    fn follow(&mut self, start: usize, marks: &mut Vec<Mark>) -> Option<usize> {
+        let buf = &self.search;
+        let Some(first) = F::parse(&buf[start..start + F::HEADER_BYTES]) else {
+            return Some(start + 1); // unreachable: the candidate was a run
+        };
+        let mut at = start;
+        while at + F::HEADER_BYTES <= buf.len() {
+            match F::parse(&buf[at..at + F::HEADER_BYTES]) {
+                Some(frame) if frame.fingerprint == first.fingerprint => {
+                    marks.push(boundary(self.search_at + at as u64));
+                    at += frame.len;
+                }
+                _ => return Some(at),
+            }
+        }
+        let partial = buf.len().saturating_sub(at);
+        self.head[..partial].copy_from_slice(&buf[at.min(buf.len())..]);
+        self.head_len = partial;
+        self.next = self.search_at + at as u64;
+        self.fingerprint = first.fingerprint;
+        self.state = State::Synced;
+        self.search.clear();
+        None
+    }
+}
+
+impl<F: FrameFormat> Default for Parser<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: FrameFormat> Demarcator for Parser<F> {
+    fn container(&self) -> Container {
+        F::CONTAINER
+    }
+
+    /// Appends a Boundary mark for every frame start the bytes prove.
+    fn push(&mut self, mut data: &[u8], marks: &mut Vec<Mark>) {
         while !data.is_empty() {
             let taken = match self.state {
                 State::SkipTag => {
@@ -167,59 +240,25 @@ impl<F: FrameFormat> FrameSync<F> {
         }
     }
 
-    /// Looks for a confirmed run in the search buffer and follows it as far as the buffer goes.
-    fn scan(&mut self, marks: &mut Vec<Mark>) {
-        let mut i = 0;
-        while i < self.search.len() {
-            match candidate::<F>(&self.search[i..]) {
-                Candidate::No => i += 1,
-                Candidate::NeedMore => break,
-                Candidate::Tag(len) => {
-                    let available = (self.search.len() - i) as u64;
-                    if len <= available {
-                        i += len as usize; // `len` <= the buffer's length here
-                        continue;
-                    }
-                    self.state = State::SkipTag;
-                    self.skip = len - available;
-                    self.search.clear();
-                    return;
-                }
-                Candidate::Run => match self.follow(i, marks) {
-                    Some(lost) => i = lost,
-                    None => return,
-                },
-            }
-        }
-        self.search.drain(..i);
-        self.search_at += i as u64;
+    /// Always `None`: a decoder can start at any frame, each header carries what it needs.
+    fn header(&self) -> Option<&Bytes> {
+        None
     }
 
-    /// Follows frames from `start` in the search buffer, marking each one; switches to Synced
-    /// when the next header is past the buffer's end. Returns where sync was lost, if it was.
-    fn follow(&mut self, start: usize, marks: &mut Vec<Mark>) -> Option<usize> {
-        let buf = &self.search;
-        let Some(first) = F::parse(&buf[start..start + F::HEADER_BYTES]) else {
-            return Some(start + 1); // unreachable: the candidate was a run
-        };
-        let mut at = start;
-        while at + F::HEADER_BYTES <= buf.len() {
-            match F::parse(&buf[at..at + F::HEADER_BYTES]) {
-                Some(frame) if frame.fingerprint == first.fingerprint => {
-                    marks.push(boundary(self.search_at + at as u64));
-                    at += frame.len;
-                }
-                _ => return Some(at),
-            }
-        }
-        let partial = buf.len().saturating_sub(at);
-        self.head[..partial].copy_from_slice(&buf[at.min(buf.len())..]);
-        self.head_len = partial;
-        self.next = self.search_at + at as u64;
-        self.fingerprint = first.fingerprint;
-        self.state = State::Synced;
-        self.search.clear();
-        None
+    fn audio_only(&self) -> bool {
+        true
+    }
+}
+
+/// Whether `first` starts with a frame header of format `F` and, if `first` is long enough, a
+/// second consistent one right after the first frame.
+pub(super) fn sniff<F: FrameFormat>(first: &[u8]) -> bool {
+    let Some(frame) = first.get(..F::HEADER_BYTES).and_then(F::parse) else {
+        return false;
+    };
+    match first.get(frame.len..frame.len + F::HEADER_BYTES) {
+        Some(next) => F::parse(next).is_some_and(|n| n.fingerprint == frame.fingerprint),
+        None => true,
     }
 }
 

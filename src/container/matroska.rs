@@ -537,7 +537,9 @@ pub fn sniff(first: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::conformance::{ffprobe, hostile, marks_of, packets};
+    use crate::container::conformance::{
+        check_audio_only, check_join, hostile, marks_of, offsets, packets,
+    };
 
     const VP9_OPUS: &[u8] = include_bytes!("../../tests/data/containers/vp9-opus.webm");
     const VP9_CLUSTERS: &[u8] = include_bytes!("../../tests/data/containers/vp9-clusters.mkv");
@@ -571,10 +573,10 @@ mod tests {
             .filter(|e| e.0 == CLUSTER)
             .map(|e| (e.1, e.2))
             .collect();
-        let offsets: Vec<u64> = marks.iter().map(|m| m.offset).collect();
+        let found = offsets(&marks);
         let expected: Vec<u64> = clusters.iter().map(|c| c.0 as u64).collect();
-        assert!(offsets.len() + 1 >= expected.len());
-        assert_eq!(offsets, expected[..offsets.len()]);
+        assert!(found.len() + 1 >= expected.len());
+        assert_eq!(found, expected[..found.len()]);
         let packets = packets(file, None, video);
         for (mark, (start, end)) in marks.iter().zip(&clusters) {
             let first = packets
@@ -584,24 +586,6 @@ mod tests {
             assert_eq!(mark.kind == MarkKind::Keyframe, key, "cluster at {start}");
         }
         marks
-    }
-
-    /// header + bytes from `mark` is a file ffprobe reads cleanly, whose first frame is a keyframe.
-    fn check_join(file: &[u8], header: &Bytes, mark: Mark) {
-        let joined = [&header[..], &file[mark.offset as usize..]].concat();
-        ffprobe(&joined, &["-show_packets"]);
-        let args = [
-            "-show_frames",
-            "-select_streams",
-            "v",
-            "-read_intervals",
-            "%+#1",
-            "-show_entries",
-            "frame=key_frame",
-            "-of",
-            "csv=p=0",
-        ];
-        assert_eq!(ffprobe(&joined, &args).trim(), "1");
     }
 
     #[test]
@@ -640,22 +624,14 @@ mod tests {
 
     #[test]
     fn audio_only_webm_clusters_are_boundaries() {
-        let mut parser = Parser::new();
-        let marks = marks_of(&mut parser, OPUS);
-        assert!(parser.audio_only());
+        let (marks, header) = check_audio_only(Parser::new(), OPUS);
         let clusters: Vec<u64> = level1(OPUS)
             .iter()
             .filter(|e| e.0 == CLUSTER)
             .map(|e| e.1 as u64)
             .collect();
-        assert_eq!(marks.iter().map(|m| m.offset).collect::<Vec<_>>(), clusters);
-        assert!(marks.iter().all(|m| m.kind == MarkKind::Boundary));
-        let joined = [
-            &parser.header().expect("header")[..],
-            &OPUS[marks[1].offset as usize..],
-        ]
-        .concat();
-        ffprobe(&joined, &["-show_packets"]);
+        assert_eq!(offsets(&marks), clusters);
+        assert!(header.is_some());
     }
 
     #[test]

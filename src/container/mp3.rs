@@ -1,15 +1,15 @@
-//! MPEG audio (MP3, and layers I/II) framing: every frame start is a [`MarkKind::Boundary`], so a
-//! client can join at any frame. The stream needs no header: ffmpeg's `mp3` muxer writes an
-//! ID3v2 tag first (and, to a seekable file only, a Xing/Info frame), but a decoder starts fine
-//! without them (the tag is metadata; the Info frame only carries a seek table and gapless info,
-//! meaningless for a live joiner), so [`Demarcator::header`] is always `None`. The tag is
-//! skipped; an Info frame is an ordinary (silent) frame and marked like the others. Free-format
-//! bitrates are not supported (their frames have no length field).
+//! MPEG audio (MP3, and layers I/II) framing: every frame start is a
+//! [`MarkKind::Boundary`](super::MarkKind::Boundary), so a client can join at any frame. The
+//! stream needs no header: ffmpeg's `mp3` muxer writes an ID3v2 tag first (and, to a seekable
+//! file only, a Xing/Info frame), but a decoder starts fine without them (the tag is metadata;
+//! the Info frame only carries a seek table and gapless info, meaningless for a live joiner), so
+//! [`Demarcator::header`](super::Demarcator::header) is always `None`. The tag is skipped; an
+//! Info frame is an ordinary (silent) frame and marked like the others. Free-format bitrates are
+//! not supported (their frames have no length field). The frame following is `framesync`'s;
+//! this file only reads an MPEG audio header.
 
-use bytes::Bytes;
-
-use super::framesync::{Frame, FrameFormat, FrameSync};
-use super::{Container, Demarcator, Mark};
+use super::Container;
+use super::framesync::{self, Frame, FrameFormat};
 
 /// Bitrates in kbit/s by [version is MPEG-1][layer I, II, III][index 1..=14] (ISO 11172-3,
 /// 13818-3); index 0 (free format) and 15 (forbidden) are rejected before the lookup.
@@ -44,9 +44,10 @@ const LAYER_III: u8 = 1;
 const LAYER_I: u8 = 3;
 
 /// Reads MPEG audio frame headers.
-struct Mpeg;
+pub struct Mpeg;
 
 impl FrameFormat for Mpeg {
+    const CONTAINER: Container = Container::Mp3;
     const HEADER_BYTES: usize = 4;
     /// Layer II, MPEG-1, 384 kbit/s at 32 kHz, padded: 144 * 384000 / 32000 + 1.
     const MAX_FRAME_BYTES: usize = 1729;
@@ -94,85 +95,30 @@ impl FrameFormat for Mpeg {
 }
 
 /// Finds MPEG audio frames in a live MP3 stream.
-pub struct Parser {
-    frames: FrameSync<Mpeg>,
-}
-
-impl Parser {
-    /// A parser at the start of a stream.
-    pub fn new() -> Self {
-        Self {
-            frames: FrameSync::new(),
-        }
-    }
-}
-
-impl Default for Parser {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Demarcator for Parser {
-    fn container(&self) -> Container {
-        Container::Mp3
-    }
-
-    fn push(&mut self, data: &[u8], marks: &mut Vec<Mark>) {
-        self.frames.push(data, marks);
-    }
-
-    /// Always `None`: any frame is a valid start.
-    fn header(&self) -> Option<&Bytes> {
-        None
-    }
-
-    fn audio_only(&self) -> bool {
-        true
-    }
-}
+pub type Parser = framesync::Parser<Mpeg>;
 
 /// Whether `first` looks like the start of an MP3 stream: an ID3v2 tag, or two consecutive
 /// frame headers (one, if `first` is too short to hold the second).
 pub fn sniff(first: &[u8]) -> bool {
-    if first.starts_with(b"ID3") {
-        return true;
-    }
-    let Some(frame) = first.get(..4).and_then(Mpeg::parse) else {
-        return false;
-    };
-    match first.get(frame.len..frame.len + 4) {
-        Some(next) => Mpeg::parse(next).is_some_and(|n| n.fingerprint == frame.fingerprint),
-        None => true,
-    }
+    first.starts_with(b"ID3") || framesync::sniff::<Mpeg>(first)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::MarkKind;
-    use crate::container::conformance::{ffprobe, hostile, marks_of, packets};
+    use crate::container::conformance::{check_audio_only, hostile, packet_marks};
 
     const FIXTURE: &[u8] = include_bytes!("../../tests/data/containers/sine.mp3");
 
     #[test]
-    fn every_frame_ffprobe_sees_is_a_boundary() {
-        let marks = marks_of(&mut Parser::new(), FIXTURE);
-        let offsets: Vec<u64> = marks.iter().map(|m| m.offset).collect();
-        assert!(marks.iter().all(|m| m.kind == MarkKind::Boundary));
+    fn every_frame_ffprobe_sees_is_a_boundary_and_a_join() {
+        let (marks, header) = check_audio_only(Parser::new(), FIXTURE);
         // ffmpeg writes no Xing/Info frame to a pipe, so ffprobe sees every frame we mark.
-        let expected: Vec<u64> = packets(FIXTURE, None, None).iter().map(|p| p.0).collect();
-        assert_eq!(offsets, expected);
-        let first = offsets[0] as usize;
+        assert_eq!(marks, packet_marks(FIXTURE, None, None));
+        assert!(header.is_none());
+        let first = marks[0].offset as usize;
         assert!(sniff(FIXTURE) && sniff(&FIXTURE[first..]));
         assert!(!sniff(b"RIFF\0\0\0\0WAVE") && !sniff(&[0xFF, 0xF1, 0x50, 0x80]));
-    }
-
-    #[test]
-    fn a_joiner_from_any_mark_decodes() {
-        let marks = marks_of(&mut Parser::new(), FIXTURE);
-        let from = marks[marks.len() / 3].offset as usize;
-        ffprobe(&FIXTURE[from..], &["-show_packets"]);
     }
 
     #[test]
@@ -192,7 +138,7 @@ mod tests {
     #[test]
     fn hostile_input() {
         hostile(Parser::new, FIXTURE, false, |p| {
-            p.frames.buffered() <= FrameSync::<Mpeg>::SEARCH_BYTES
+            p.buffered() <= Parser::SEARCH_BYTES
         });
     }
 }

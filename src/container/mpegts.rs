@@ -470,7 +470,9 @@ impl Demarcator for Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::conformance::{ffprobe, hostile, marks_of, packets};
+    use crate::container::conformance::{
+        check_audio_only, check_join, hostile, keyframes, marks_of, offsets, packet_marks,
+    };
     use crate::container::testing::{Rng, push_in_pieces};
 
     const H264_AAC: &[u8] = include_bytes!("../../tests/data/containers/h264_aac.ts");
@@ -480,46 +482,9 @@ mod tests {
     /// The marks are ffprobe's video packets (stream 0): each PES start, `K` ones keyframes.
     fn check_video_marks(file: &[u8]) -> Vec<Mark> {
         let marks = marks_of(&mut Parser::new(), file);
-        let expected: Vec<Mark> = packets(file, None, Some(0))
-            .into_iter()
-            .map(|(offset, key)| Mark {
-                offset,
-                kind: if key {
-                    MarkKind::Keyframe
-                } else {
-                    MarkKind::Boundary
-                },
-            })
-            .collect();
-        assert_eq!(marks, expected);
-        assert!(
-            marks
-                .iter()
-                .filter(|m| m.kind == MarkKind::Keyframe)
-                .count()
-                >= 3
-        );
+        assert_eq!(marks, packet_marks(file, Some(0), Some(0)));
+        assert!(keyframes(&marks).len() >= 3);
         marks
-    }
-
-    /// header + bytes from `mark` decode cleanly, and the first video frame is a keyframe.
-    fn check_join(file: &[u8], header: &Bytes, mark: Mark) {
-        let joined = [&header[..], &file[mark.offset as usize..]].concat();
-        ffprobe(&joined, &["-show_frames"]);
-        let first = [
-            "-show_frames",
-            "-select_streams",
-            "v",
-            "-read_intervals",
-            "%+#1",
-            "-show_entries",
-            "frame=key_frame",
-            "-of",
-            "csv=p=0",
-        ];
-        // The first field: HEVC frames also list their SEI side data.
-        let out = ffprobe(&joined, &first);
-        assert_eq!(out.split([',', '\n']).next(), Some("1"));
     }
 
     /// The file's first PAT and PMT packets, found by PID (the PMT PID read from the PAT).
@@ -540,11 +505,7 @@ mod tests {
         assert!(sniff(H264_AAC) && !parser.audio_only());
         let header = parser.header().expect("header");
         assert_eq!(header[..], first_tables(H264_AAC)[..]);
-        let keys: Vec<&Mark> = marks
-            .iter()
-            .filter(|m| m.kind == MarkKind::Keyframe)
-            .collect();
-        check_join(H264_AAC, header, *keys[1]);
+        check_join(H264_AAC, header, keyframes(&marks)[1]);
     }
 
     #[test]
@@ -552,11 +513,11 @@ mod tests {
         let marks = check_video_marks(HEVC_AAC);
         let mut parser = Parser::new();
         marks_of(&mut parser, HEVC_AAC);
-        let keys: Vec<&Mark> = marks
-            .iter()
-            .filter(|m| m.kind == MarkKind::Keyframe)
-            .collect();
-        check_join(HEVC_AAC, parser.header().expect("header"), *keys[2]);
+        check_join(
+            HEVC_AAC,
+            parser.header().expect("header"),
+            keyframes(&marks)[2],
+        );
     }
 
     #[test]
@@ -575,30 +536,18 @@ mod tests {
 
     #[test]
     fn audio_only_streams_mark_each_audio_pes() {
-        let mut parser = Parser::new();
-        let marks = marks_of(&mut parser, AAC);
-        assert!(parser.audio_only());
-        let starts = AAC
+        let (marks, header) = check_audio_only(Parser::new(), AAC);
+        let starts: Vec<u64> = AAC
             .chunks_exact(PACKET_BYTES)
             .enumerate()
             .filter(|(_, p)| {
                 p[1] & 0x40 != 0 && (u16::from(p[1] & 0x1F) << 8 | u16::from(p[2])) == 0x100
             })
-            .map(|(i, _)| (i * PACKET_BYTES) as u64);
-        let expected: Vec<Mark> = starts
-            .map(|offset| Mark {
-                offset,
-                kind: MarkKind::Boundary,
-            })
+            .map(|(i, _)| (i * PACKET_BYTES) as u64)
             .collect();
-        assert!(expected.len() >= 5);
-        assert_eq!(marks, expected);
-        let joined = [
-            &parser.header().expect("header")[..],
-            &AAC[marks[3].offset as usize..],
-        ]
-        .concat();
-        ffprobe(&joined, &["-show_frames"]);
+        assert!(starts.len() >= 5);
+        assert_eq!(offsets(&marks), starts);
+        assert!(header.is_some());
     }
 
     #[test]

@@ -31,6 +31,19 @@ pub fn parser_factory(mimetype: &str) -> Option<ParserFactory> {
     }))
 }
 
+/// The parser factory for a feed (which has no mimetype): whatever its first bytes clearly
+/// show. Formats recognised by a frame sync alone (MP3, ADTS) are left out: raw video or PCM
+/// can look like them by chance.
+pub fn sniffing_factory() -> ParserFactory {
+    Arc::new(|first: &[u8]| {
+        let container = sniff(first).filter(|c| !matches!(c, Container::Mp3 | Container::Adts))?;
+        Some(parser(
+            container,
+            jpeg::sniff_mpjpeg(first).unwrap_or("ffmpeg"),
+        ))
+    })
+}
+
 /// The container the first bytes of a stream show, if they are clear enough.
 pub fn sniff(first: &[u8]) -> Option<Container> {
     [

@@ -34,6 +34,10 @@ pub const LAG_BYTES_MAX: usize = 4 << 20;
 /// vectored write (IOV_MAX is 1024), small enough to bound per-consumer state.
 pub const BATCH_CHUNKS_MAX: usize = 64;
 
+/// About the most bytes one consumer takes per wake-up: what it holds outside the hub is lag
+/// the hub cannot see, so it stays small (one large read, or many small ones).
+pub const BATCH_BYTES_MAX: usize = 64 << 10;
+
 /// What a subscriber sees next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -68,9 +72,15 @@ struct Ring {
     published_bytes: u64,
     failures: u64,
     last_failure: Option<Arc<str>>,
+    /// The producer failed and has not published since: a new subscriber hears of it at once.
+    failing: bool,
     ends: u64,
+    /// The producer ended for good and no new run started: a new subscriber is told so.
+    ended: bool,
     closed: bool,
     waiters: Vec<Waker>,
+    /// An empty list with capacity, swapped with `waiters` at each wake-up.
+    spare: Vec<Waker>,
     /// Bumped each time `waiters` is woken, so a subscriber knows whether it is still listed.
     wake_epoch: u64,
     /// Container awareness, when the stream's container is understood.
@@ -115,17 +125,22 @@ impl Ring {
             .map(|mark| mark.offset)
     }
 
-    /// Appends to `batch` up to `max` chunks from hub offset `offset`, the first one sliced
-    /// (no copy); returns the sequence number after the last chunk taken.
+    /// Appends to `batch` up to `max` chunks, and about [`BATCH_BYTES_MAX`] bytes, from hub
+    /// offset `offset`, the first one sliced (no copy); returns the sequence number after the
+    /// last chunk taken.
     fn take_from(&self, offset: u64, batch: &mut VecDeque<Bytes>, max: usize) -> u64 {
         let start = self
             .chunks
             .partition_point(|slot| slot.offset + slot.data.len() as u64 <= offset);
-        let mut taken = 0;
+        let (mut taken, mut bytes) = (0, 0);
         for slot in self.chunks.range(start..).take(max) {
             let skip = offset.saturating_sub(slot.offset) as usize;
             batch.push_back(slot.data.slice(skip..));
             taken += 1;
+            bytes += slot.data.len() - skip;
+            if bytes >= BATCH_BYTES_MAX {
+                break;
+            }
         }
         self.first_seq + (start + taken) as u64
     }
@@ -162,9 +177,12 @@ impl Hub {
                 published_bytes: 0,
                 failures: 0,
                 last_failure: None,
+                failing: false,
                 ends: 0,
+                ended: false,
                 closed: false,
                 waiters: Vec::new(),
+                spare: Vec::new(),
                 wake_epoch: 0,
                 framing: factory.map(|factory| Framing::new(factory, 0)),
             }),
@@ -189,6 +207,7 @@ impl Hub {
         let now = Instant::now();
         let mut guard = self.lock();
         let ring = &mut *guard;
+        ring.failing = false;
         let offset = ring.published_bytes;
         ring.bytes += data.len();
         ring.published_bytes += data.len() as u64;
@@ -201,29 +220,31 @@ impl Hub {
             framing.on_publish(&ring.chunks, now);
         }
         ring.evict(now);
-        Self::wake(guard);
+        self.wake(guard);
     }
 
     /// Tells consumers waiting for their first byte that the producer failed.
     pub fn fail(&self, message: String) {
         let mut ring = self.lock();
         ring.failures += 1;
+        ring.failing = true;
         ring.last_failure = Some(message.into());
-        Self::wake(ring);
+        self.wake(ring);
     }
 
     /// Ends the output for the current consumers (they get [`Event::Ended`] after the data).
     pub fn end(&self) {
         let mut ring = self.lock();
         ring.ends += 1;
-        Self::wake(ring);
+        ring.ended = true;
+        self.wake(ring);
     }
 
     /// Ends the output for ever: the server is stopping.
     pub fn close(&self) {
         let mut ring = self.lock();
         ring.closed = true;
-        Self::wake(ring);
+        self.wake(ring);
     }
 
     /// Drops the kept chunks: the producer stopped and nobody may join an old moment.
@@ -237,7 +258,15 @@ impl Hub {
 
     /// A new run of the producer starts: its bytes begin a new container (a new header).
     pub fn start_run(&self) {
-        Self::restart_framing(&mut self.lock());
+        let mut ring = self.lock();
+        ring.ended = false;
+        Self::restart_framing(&mut ring);
+    }
+
+    /// The producer is idle and will start afresh for its next subscriber: its past failure
+    /// is no news to that subscriber.
+    pub fn forget_failure(&self) {
+        self.lock().failing = false;
     }
 
     fn restart_framing(ring: &mut Ring) {
@@ -259,15 +288,21 @@ impl Hub {
         Some((framing.header().cloned(), framing.whole_units()?))
     }
 
-    fn wake(mut ring: MutexGuard<'_, Ring>) {
+    fn wake(&self, mut ring: MutexGuard<'_, Ring>) {
         if ring.waiters.is_empty() {
             return;
         }
         ring.wake_epoch += 1;
-        let waiters = std::mem::take(&mut ring.waiters);
+        let spare = std::mem::take(&mut ring.spare);
+        let mut waiters = std::mem::replace(&mut ring.waiters, spare);
         drop(ring);
-        for waker in waiters {
+        for waker in waiters.drain(..) {
             waker.wake();
+        }
+        // Keep the list's capacity for the next wake-up: no allocation per publish.
+        let mut ring = self.lock();
+        if ring.spare.capacity() < waiters.capacity() {
+            ring.spare = waiters;
         }
     }
 
@@ -282,8 +317,8 @@ impl Hub {
         let mut subscriber = Subscriber {
             hub: Arc::clone(self),
             cursor: ring.next_seq(),
-            seen_failures: ring.failures,
-            seen_ends: ring.ends,
+            seen_failures: ring.failures - u64::from(ring.failing),
+            seen_ends: ring.ends - u64::from(ring.ended),
             listed: None,
             wait: None,
             first: Vec::new(),
@@ -405,21 +440,19 @@ impl Subscriber {
         }
         let next_seq = ring.next_seq();
         if self.wait.is_none() && self.cursor < next_seq {
-            let start = (self.cursor - ring.first_seq) as usize;
-            let taken = ring.chunks.range(start..).take(max);
-            let before = batch.len();
-            batch.extend(taken.map(|slot| slot.data.clone()));
-            self.cursor += (batch.len() - before) as u64;
+            let offset = ring.chunks[(self.cursor - ring.first_seq) as usize].offset;
+            self.cursor = ring.take_from(offset, batch, max);
             return Poll::Ready(Event::Data);
         }
-        if ring.ends > self.seen_ends {
-            self.seen_ends = ring.ends;
-            return Poll::Ready(Event::Ended);
-        }
+        // A failure first: when a producer failed and so ended, the reason is what matters.
         if ring.failures > self.seen_failures {
             self.seen_failures = ring.failures;
             let message = ring.last_failure.clone().unwrap_or_else(|| "failed".into());
             return Poll::Ready(Event::Failed(message));
+        }
+        if ring.ends > self.seen_ends {
+            self.seen_ends = ring.ends;
+            return Poll::Ready(Event::Ended);
         }
         let still_listed = matches!(&self.listed, Some((epoch, waker))
             if *epoch == ring.wake_epoch && waker.will_wake(cx.waker()));
@@ -438,6 +471,14 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        if let Some((epoch, waker)) = self.listed.take() {
+            // A stalled hub (a camera that is down) must not collect the wakers of every
+            // client that gave up on it.
+            let mut ring = self.hub.lock();
+            if ring.wake_epoch == epoch {
+                ring.waiters.retain(|listed| !listed.will_wake(&waker));
+            }
+        }
         self.hub.demand.send_modify(|count| *count -= 1);
     }
 }

@@ -13,6 +13,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::hub::{BATCH_CHUNKS_MAX, Event, Hub, Subscriber};
 
+/// How often a command that keeps falling behind its feed is logged (with its skip count).
+const SKIP_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Why a pipe stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PipeEnd {
@@ -32,6 +35,7 @@ pub async fn pipe_into<W: AsyncWrite + Unpin>(
     downstream: Option<&Hub>,
 ) -> PipeEnd {
     let mut batch = VecDeque::with_capacity(BATCH_CHUNKS_MAX);
+    let (mut skips, mut last_logged) = (0u64, None);
     loop {
         match feed.next(&mut batch, BATCH_CHUNKS_MAX).await {
             Event::Data => {
@@ -42,15 +46,22 @@ pub async fn pipe_into<W: AsyncWrite + Unpin>(
             // The command's decoder resynchronises at the keyframe the hub skipped to.
             Event::Skipped => {}
             Event::Lagged => {
-                tracing::warn!(
-                    feed = %feed.hub().name(),
-                    "command reads its feed too slowly, skipping to live"
-                );
+                skips += 1;
+                let now = std::time::Instant::now();
+                if last_logged.is_none_or(|at| now.duration_since(at) >= SKIP_LOG_INTERVAL) {
+                    tracing::warn!(
+                        feed = %feed.hub().name(),
+                        skips,
+                        "command reads its feed too slowly, skipping to live"
+                    );
+                    last_logged = Some(now);
+                }
                 feed.skip_to_live();
             }
+            // The message already names the feed ("feed \"cam\" exit status: 1").
             Event::Failed(message) => {
                 if let Some(downstream) = downstream {
-                    downstream.fail(format!("feed \"{}\": {message}", feed.hub().name()));
+                    downstream.fail(message.to_string());
                 }
             }
             Event::Ended => {
@@ -69,8 +80,14 @@ pub async fn write_batch<W: AsyncWrite + Unpin>(
     batch: &mut VecDeque<Bytes>,
 ) -> std::io::Result<()> {
     while !batch.is_empty() {
-        let slices: Vec<IoSlice<'_>> = batch.iter().map(|chunk| IoSlice::new(chunk)).collect();
-        let mut written = writer.write_vectored(&slices).await?;
+        let mut written = {
+            let mut slices = [IoSlice::new(&[]); BATCH_CHUNKS_MAX];
+            let count = batch.len().min(BATCH_CHUNKS_MAX);
+            for (slice, chunk) in slices.iter_mut().zip(batch.iter()) {
+                *slice = IoSlice::new(chunk);
+            }
+            writer.write_vectored(&slices[..count]).await?
+        };
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }

@@ -11,12 +11,13 @@ use std::sync::Arc;
 
 use crate::config::{FeedConfig, FeedInput};
 use crate::fanout::hub::Hub;
-use crate::lifecycle::{Input, Job};
+use crate::lifecycle::{Input, Job, Kind};
+use crate::process::child::StderrBudget;
 
 /// The supervisor job of a feed; `parent` is the hub of the feed piped into its stdin.
 pub fn job(config: &FeedConfig, parent: Option<Arc<Hub>>, logdir: Option<&Path>) -> Job {
     Job {
-        kind: "feed",
+        kind: Kind::Feed,
         name: config.name.clone(),
         input: match &config.input {
             FeedInput::Command(command) => Input::Command {
@@ -29,5 +30,6 @@ pub fn job(config: &FeedConfig, parent: Option<Arc<Hub>>, logdir: Option<&Path>)
         resurrect: config.resurrect,
         once: false,
         stderr_file: logdir.map(|dir| dir.join(format!("feed-{}.log", config.name))),
+        stderr_budget: StderrBudget::default(),
     }
 }

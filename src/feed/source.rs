@@ -36,16 +36,31 @@ pub async fn pump<R: AsyncRead + Unpin>(mut reader: R, hub: &Hub) -> io::Result<
 }
 
 /// Opens a `file:` feed: a named pipe without ever seeing end-of-file when its writer goes
-/// away (a new writer simply continues), anything else (a file, a device) for plain reading.
+/// away (a new writer simply continues); a character device (a tty, a DVB `dvr0`, a capture
+/// device) polled like a pipe, so no blocking read outlives the server; a regular file read
+/// from the start.
 pub async fn open(path: &Path) -> io::Result<Pin<Box<dyn AsyncRead + Send>>> {
-    let metadata = tokio::fs::metadata(path).await?;
-    if std::os::unix::fs::FileTypeExt::is_fifo(&metadata.file_type()) {
+    use std::os::unix::fs::FileTypeExt;
+    let file_type = tokio::fs::metadata(path).await?.file_type();
+    if file_type.is_fifo() {
         // Read-write on Linux: opening does not wait for a writer, and we hold a writer
         // ourselves, so the pipe never reports end-of-file between two writers.
         let receiver = tokio::net::unix::pipe::OpenOptions::new()
             .read_write(true)
             .open_receiver(path)?;
         Ok(Box::pin(receiver))
+    } else if file_type.is_char_device() {
+        let polled = tokio::net::unix::pipe::OpenOptions::new()
+            .unchecked(true)
+            .open_receiver(path);
+        match polled {
+            Ok(receiver) => Ok(Box::pin(receiver)),
+            // Devices that cannot be polled (/dev/zero, /dev/urandom) are read like files.
+            Err(error) if error.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+                Ok(Box::pin(tokio::fs::File::open(path).await?))
+            }
+            Err(error) => Err(error),
+        }
     } else {
         Ok(Box::pin(tokio::fs::File::open(path).await?))
     }

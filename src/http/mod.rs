@@ -6,3 +6,4 @@ pub mod body;
 pub mod mpjpeg;
 pub mod routes;
 pub mod server;
+pub mod stall;

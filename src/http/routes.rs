@@ -64,9 +64,11 @@ impl Routes {
             .and_then(|agent| agent.to_str().ok())
             .unwrap_or("-");
         tracing::info!(%peer, method = %request.method(), %path, agent, "client connected");
+        let unanswered = Unanswered(Some(client.clone()));
         let response = self
             .respond(request.method(), request.uri().query(), client.clone())
             .await;
+        unanswered.answered();
         if let Either::Left(body) = response.body() {
             // Stream bodies log their own end when they are dropped.
             tracing::info!(
@@ -189,6 +191,31 @@ impl Routes {
                     _ => stream_response(mimetype, Either::Right(body)),
                 }
             }
+        }
+    }
+}
+
+/// Logs the end of a client that leaves before its answer is ready (while a stream starts,
+/// a shot runs or a picture is decoded): hyper then drops the handler, and with it this.
+struct Unanswered(Option<Client>);
+
+impl Unanswered {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            tracing::info!(
+                peer = %client.peer,
+                path = %client.path,
+                bytes = 0,
+                duration = ?client.started.elapsed(),
+                reason = "left before the answer",
+                "client disconnected"
+            );
         }
     }
 }

@@ -16,12 +16,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::routes::Routes;
+use super::stall::StallGuard;
 use crate::lifecycle::Tasks;
 
 /// Unsent bytes the kernel may hold per client socket: a few chunks of a high bit-rate
 /// stream (a write wakes up at most this much at a time), and at 4 Mbit/s only 64 ms of
 /// hidden delay.
 pub const NOTSENT_LOWAT_BYTES: u32 = 32 << 10;
+/// The most bytes hyper queues for one client (its minimum is 8 KiB): a few chunks, so the
+/// lag lives in the hub, where it is measured and bounded.
+const HYPER_BUFFER_BYTES: usize = 64 << 10;
 /// A client must send its request headers within this time (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish once the server stops (stream bodies are ended
@@ -74,7 +78,9 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .writev(true)
-        .serve_connection(TokioIo::new(socket), service);
+        // What hyper queues for a client is lag the hub cannot see: keep it small.
+        .max_buf_size(HYPER_BUFFER_BYTES)
+        .serve_connection(TokioIo::new(StallGuard::new(socket)), service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

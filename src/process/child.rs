@@ -159,6 +159,8 @@ pub struct Child {
     pub stdin: Option<ChildStdin>,
     tail: StderrTail,
     stderr_done: tokio::task::JoinHandle<()>,
+    /// Whether its exit was collected; a child dropped before that is killed with its group.
+    reaped: bool,
 }
 
 /// Starts `spec` in its own process group, tied to the server's life.
@@ -218,6 +220,7 @@ pub fn spawn(spec: &Spec<'_>) -> Result<Child, SpawnError> {
         pid,
         tail,
         stderr_done,
+        reaped: false,
     })
 }
 
@@ -235,6 +238,7 @@ impl Child {
     /// Waits for the child to exit by itself, then for its stderr to be fully logged.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         let status = self.inner.wait().await?;
+        self.reaped = true;
         // The group may live on (a grandchild holding the pipe): end it with its leader.
         self.signal_group(Signal::KILL);
         (&mut self.stderr_done).await.ok();
@@ -280,12 +284,23 @@ impl Child {
         };
         self.signal_group(Signal::KILL);
         self.stderr_done.abort();
+        self.reaped = true;
         status
     }
 
     fn signal_group(&self, signal: Signal) {
         // ESRCH only means the group is already gone.
         let _ = rustix::process::kill_process_group(self.pid, signal);
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Its owner was dropped mid-way (a client left during a shot): `kill_on_drop` ends the
+        // leader and tokio reaps it; the rest of the group must not be left running.
+        if !self.reaped {
+            self.signal_group(Signal::KILL);
+        }
     }
 }
 

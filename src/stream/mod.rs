@@ -17,8 +17,11 @@ use crate::config::{ClientMode, Mode, StreamConfig, StreamKind};
 use crate::container::select;
 use crate::fanout::hub::{Hub, Subscriber};
 use crate::fanout::join::Join;
-use crate::lifecycle::{self, Input, Job, Tasks};
+use crate::lifecycle::{self, Input, Job, Kind, Tasks};
 use crate::process::child::StderrBudget;
+
+/// Pause before a panicked supervisor is started again.
+const PANIC_RESTART_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A configured stream and its runtime handles.
 pub struct Stream {
@@ -41,30 +44,23 @@ impl Stream {
         logdir: Option<&Path>,
         tasks: &Tasks,
     ) -> Self {
-        let stderr_file = logdir.map(|dir| dir.join(format!("stream-{}.log", config.name)));
-        let shared = match (&config.command, config.kind, config.client) {
-            (None, _, _) => feed.clone(),
+        let mut stream = Self {
+            config: config.clone(),
+            shared: None,
+            feed,
+            stderr_file: logdir.map(|dir| dir.join(format!("stream-{}.log", config.name))),
+            budget: StderrBudget::default(),
+        };
+        stream.shared = match (&config.command, config.kind, config.client) {
+            (None, _, _) => stream.feed.clone(),
             (Some(_), StreamKind::Stream, ClientMode::Shared) => {
                 let hub = hub_for(&config.name, &config.mimetype);
-                let job = job(
-                    config,
-                    feed.clone(),
-                    stderr_file.clone(),
-                    config.mode,
-                    false,
-                );
-                spawn_supervisor(job, Arc::clone(&hub), tasks);
+                spawn_supervisor(stream.job(config.mode, false), Arc::clone(&hub), tasks);
                 Some(hub)
             }
             _ => None,
         };
-        Self {
-            config: config.clone(),
-            shared,
-            feed,
-            stderr_file,
-            budget: StderrBudget::default(),
-        }
+        stream
     }
 
     /// A new client's subscription, starting where `join` says: to the shared hub, or to a
@@ -75,15 +71,30 @@ impl Stream {
         }
         let hub = hub_for(&self.config.name, &self.config.mimetype);
         let subscriber = hub.subscribe_with(join);
-        let job = job(
-            &self.config,
-            self.feed.clone(),
-            self.stderr_file.clone(),
-            Mode::OnDemand,
-            true,
-        );
-        spawn_supervisor(job, hub, tasks);
+        spawn_supervisor(self.job(Mode::OnDemand, true), hub, tasks);
         subscriber
+    }
+
+    /// The supervisor job of one process of this stream.
+    fn job(&self, mode: Mode, once: bool) -> Job {
+        Job {
+            kind: Kind::Stream,
+            name: self.config.name.clone(),
+            input: Input::Command {
+                argv: self
+                    .config
+                    .command
+                    .as_ref()
+                    .map(|command| command.argv.clone())
+                    .unwrap_or_default(),
+                stdin: self.feed.clone(),
+            },
+            mode,
+            resurrect: !once,
+            once,
+            stderr_file: self.stderr_file.clone(),
+            stderr_budget: self.budget.clone(),
+        }
     }
 
     /// Ends the output of its shared hub for every client: the server is stopping.
@@ -116,37 +127,12 @@ pub fn hub_for(name: &str, mimetype: &str) -> Arc<Hub> {
     }
 }
 
-fn job(
-    config: &StreamConfig,
-    feed: Option<Arc<Hub>>,
-    stderr_file: Option<PathBuf>,
-    mode: Mode,
-    once: bool,
-) -> Job {
-    Job {
-        kind: "stream",
-        name: config.name.clone(),
-        input: Input::Command {
-            argv: config
-                .command
-                .as_ref()
-                .map(|command| command.argv.clone())
-                .unwrap_or_default(),
-            stdin: feed,
-        },
-        mode,
-        resurrect: !once,
-        once,
-        stderr_file,
-    }
-}
-
 /// Starts a supervisor task in the feed's or stream's log span. A panic in it is logged (by
 /// the panic hook) and the supervisor is started again: one broken feed must not stay dead.
 pub fn spawn_supervisor(job: Job, hub: Arc<Hub>, tasks: &Tasks) {
     let span = match job.kind {
-        "feed" => tracing::info_span!("feed", feed = %job.name),
-        _ => tracing::info_span!("stream", stream = %job.name),
+        Kind::Feed => tracing::info_span!("feed", feed = %job.name),
+        Kind::Stream => tracing::info_span!("stream", stream = %job.name),
     };
     let cancel = tasks.cancel.clone();
     tasks.tracker.spawn(async move {
@@ -155,6 +141,8 @@ pub fn spawn_supervisor(job: Job, hub: Arc<Hub>, tasks: &Tasks) {
             match tokio::spawn(run.instrument(span.clone())).await {
                 Err(error) if error.is_panic() && !cancel.is_cancelled() => {
                     tracing::error!(parent: &span, "supervisor panicked; starting it again");
+                    // A panic that repeats must not become a hot loop.
+                    tokio::time::sleep(PANIC_RESTART_DELAY).await;
                 }
                 _ => break,
             }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::fanout::hub::Hub;
 use crate::fanout::pipe::pipe_into;
 use crate::process::child::{self, OutputError, SpawnError, StderrBudget};
+use tokio_util::task::AbortOnDropHandle;
 
 /// The longest a shot may take: a decoder waiting for the next keyframe of a slow GOP needs
 /// seconds; a stuck command must not hold the client for ever.
@@ -45,15 +46,14 @@ pub async fn run(
     let pipe = match (feed, child.stdin.take()) {
         (Some(feed), Some(stdin)) => {
             let subscriber = feed.subscribe();
-            Some(tokio::spawn(async move {
+            // Aborted when dropped: a client leaving mid-shot ends the feeding too.
+            Some(AbortOnDropHandle::new(tokio::spawn(async move {
                 pipe_into(subscriber, stdin, None).await
-            }))
+            })))
         }
         _ => None,
     };
     let output = child.output(SHOT_BYTES_MAX, SHOT_TIMEOUT).await;
-    if let Some(pipe) = pipe {
-        pipe.abort();
-    }
+    drop(pipe);
     Ok(output?)
 }
