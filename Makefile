@@ -1,0 +1,83 @@
+# Convenient aliases for voyandz's "arcane" commands (SPEC.txt, Repository Structure).
+#
+#   make demo           install what is missing, build, run config/demo.yaml
+#   make test           every check CI runs: fmt, clippy, the whole test suite,
+#                       `voyandz --check` of every shipped config
+#   make bench          the latency / fan-out benchmark (prints a table)
+#   make check-configs  `voyandz --check` of config/*.yaml and tests/data/upstream/*
+
+CARGO ?= cargo
+# Extra arguments for the test runner, e.g. `make test TEST_ARGS=lifecycle`.
+TEST_ARGS ?=
+# Extra arguments for the benchmark, e.g. `make bench BENCH_ARGS=--help`.
+BENCH_ARGS ?=
+
+DEMO_CONFIG := config/demo.yaml
+DEMO_BASE := http://127.0.0.1:8090
+
+.PHONY: all setup build demo test fmt-check clippy unit-and-integration check-configs bench clean
+
+all: build
+
+setup:
+	@./scripts/setup-debian.sh
+
+build:
+	$(CARGO) build --release
+
+demo: setup build
+	@echo
+	@echo "voyandz demo ($(DEMO_CONFIG)); Ctrl-C stops it. Open or play:"
+	@echo "  $(DEMO_BASE)/stream/ts        H.264 + AAC in MPEG-TS   (ffplay, mpv, vlc)"
+	@echo "  $(DEMO_BASE)/stream/mjpeg     MJPEG for a browser <img> (open it in a browser)"
+	@echo "  $(DEMO_BASE)/stream/mp3       MP3 audio                 (browser, ffplay, mpv)"
+	@echo "  $(DEMO_BASE)/stream/shot      one PNG frame             (curl -o shot.png ...)"
+	@echo "  e.g.: ffplay -fflags nobuffer -flags low_delay $(DEMO_BASE)/stream/ts"
+	@echo
+	exec target/release/voyandz -f $(DEMO_CONFIG)
+
+test: setup fmt-check clippy unit-and-integration check-configs
+	@echo "make test: ok (fmt, clippy, test suite, --check of every shipped config)"
+
+fmt-check:
+	$(CARGO) fmt --all --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# cargo-nextest (when installed) runs every test binary in parallel with per-test
+# reports; it does not run doctests, so those run through cargo test afterwards.
+unit-and-integration:
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		echo "$(CARGO) nextest run --workspace --no-fail-fast $(TEST_ARGS)"; \
+		$(CARGO) nextest run --workspace --no-fail-fast $(TEST_ARGS) && \
+		echo "$(CARGO) test --workspace --doc" && \
+		$(CARGO) test --workspace --doc; \
+	else \
+		echo "$(CARGO) test --workspace --no-fail-fast $(TEST_ARGS)"; \
+		$(CARGO) test --workspace --no-fail-fast $(TEST_ARGS); \
+	fi
+
+# Every shipped config must load: ours and upstream voyandz 0.3.1's examples. Missing
+# devices and video files are only warnings for --check, shown when a file fails.
+check-configs:
+	@$(CARGO) build --quiet --bin voyandz
+	@fail=0; n=0; \
+	for f in config/*.yaml tests/data/upstream/*; do \
+		[ -f "$$f" ] || continue; \
+		case "$${f##*/}" in LICENSE*|NOTICE*|README*|*.md|*.txt) continue ;; esac; \
+		n=$$((n + 1)); \
+		if err=$$($(CARGO) run --quiet --bin voyandz -- --check -f "$$f" 2>&1 >/dev/null); then \
+			echo "ok    $$f"; \
+		else \
+			echo "FAIL  $$f"; echo "$$err" | sed 's/^/      /'; fail=1; \
+		fi; \
+	done; \
+	echo "check-configs: $$n configs checked"; \
+	[ "$$n" -gt 0 ] && [ "$$fail" -eq 0 ]
+
+bench:
+	$(CARGO) run --release -p voyandz-bench -- $(BENCH_ARGS)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,92 @@
+#!/bin/sh
+# Installs what voyandz needs to build, run its demo and run its tests on Debian (12 or
+# later) or Ubuntu, and checks that the Rust toolchain is new enough for the crate.
+#
+# Idempotent: packages already installed are left alone, and `apt-get update` runs only
+# when something has to be installed. Runs as root, or through sudo otherwise. On a
+# system without apt-get it only reports what is missing.
+set -eu
+
+cd "$(dirname "$0")/.."
+
+# ffmpeg/ffprobe: every feed, stream and test; build-essential: the linker (cc);
+# pkg-config: build scripts of -sys crates; procps: ps/pgrep for debugging children;
+# systemd: systemd-socket-activate for the socket-activation tests; curl and
+# ca-certificates: rustup and the demo's URLs.
+PACKAGES="ffmpeg build-essential pkg-config procps systemd curl ca-certificates"
+
+missing=""
+if command -v dpkg-query >/dev/null 2>&1; then
+    for pkg in $PACKAGES; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+        if [ "$status" != "installed" ]; then
+            missing="$missing $pkg"
+        fi
+    done
+fi
+
+if [ -n "$missing" ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup: missing packages:$missing (and no apt-get to install them)" >&2
+        exit 1
+    fi
+    if [ "$(id -u)" -eq 0 ]; then
+        SUDO=""
+    elif command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "setup: missing packages:$missing; run this script as root or install sudo" >&2
+        exit 1
+    fi
+    echo "setup: installing:$missing"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # shellcheck disable=SC2086 # word splitting of the package list is wanted
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+elif ! command -v dpkg-query >/dev/null 2>&1; then
+    # Not Debian: check the commands themselves (see README.md for Fedora).
+    for cmd in ffmpeg ffprobe cc pkg-config curl; do
+        if ! command -v "$cmd" >/dev/null 2>&1; then
+            echo "setup: '$cmd' is missing; see README.md (Fedora notes) for what to install" >&2
+            exit 1
+        fi
+    done
+fi
+
+# Rust: the crates need at least the `rust-version` of Cargo.toml. rustup installs into
+# ~/.cargo/bin, which a fresh login shell may not have on PATH yet.
+need=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
+if ! command -v rustc >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/rustc" ]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v rustc >/dev/null 2>&1 || ! command -v cargo >/dev/null 2>&1; then
+    cat >&2 <<MSG
+setup: Rust $need or newer is needed, and no rustc/cargo was found.
+       Install it with rustup (Debian's own rustc is too old):
+         curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+         . "\$HOME/.cargo/env"
+       then run this command again.
+MSG
+    exit 1
+fi
+have=$(rustc --version | sed -n 's/^rustc \([0-9][0-9.]*\).*/\1/p')
+lowest=$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n 1)
+if [ "$lowest" != "$need" ]; then
+    cat >&2 <<MSG
+setup: rustc $have is older than $need, the minimum of voyandz's crates (rust-version in Cargo.toml).
+       Update it:  rustup update stable   (then: rustup default stable)
+       No rustup?  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+MSG
+    exit 1
+fi
+for component in rustfmt clippy; do
+    if ! cargo "$(echo "$component" | sed 's/rustfmt/fmt/')" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            echo "setup: adding the Rust component $component"
+            rustup component add "$component"
+        else
+            echo "setup: cargo $component is missing (rustup component add $component)" >&2
+            exit 1
+        fi
+    fi
+done
+echo "setup: ok (rustc $have >= $need; ffmpeg $(ffmpeg -version | sed -n '1s/^ffmpeg version \([^ ]*\).*/\1/p'))"
