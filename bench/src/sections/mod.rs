@@ -1,0 +1,382 @@
+//! The benchmark's sections, run in order; each pushes its rows into the context.
+//!
+//! To add a section (issue 13 adds screenshots, `keyframe=last` and framing cost): write a
+//! `pub async fn run(ctx: &mut Ctx)` in a new file and list it in [`SECTIONS`]. The helpers
+//! here (start a server, spawn clients, measure a window) are what every section shares.
+
+pub mod crash;
+pub mod fanout;
+pub mod latency;
+pub mod slow;
+pub mod ttfb;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::client::{self, Board, Pace, Request, Stats};
+use crate::procstat::{self, CpuSnap, CpuUse};
+use crate::report::{Row, text_line};
+use crate::server::{Server, sh_quote, yaml_str};
+
+/// Every client ignores its own first 2 s (the issue's warm-up).
+pub const WARMUP: Duration = Duration::from_secs(2);
+/// Clients connecting at once (the rest wait): keeps the accept backlog from overflowing,
+/// which would cost a 1 s SYN retransmit and look like server latency.
+const CONNECT_CONCURRENCY: usize = 64;
+/// Load-generator lag probe period.
+const LAG_PROBE: Duration = Duration::from_millis(1);
+
+/// Options the sections read.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Measured window of each latency row.
+    pub window: Duration,
+    /// Measured window of each fan-out step.
+    pub fanout_window: Duration,
+    /// Fan-out client counts.
+    pub fanout_steps: Vec<usize>,
+    /// Slow-client run length.
+    pub slow_window: Duration,
+    /// Crash-loop run length.
+    pub crash_window: Duration,
+    /// On-demand TTFB tries.
+    pub ttfb_tries: usize,
+    /// Clients use HTTP/1.0 (close-delimited bodies).
+    pub http10: bool,
+}
+
+/// What sections share.
+pub struct Ctx {
+    /// The server binary, or why there is none.
+    pub server_bin: Result<PathBuf, String>,
+    /// The stamping feed binary.
+    pub stamp: PathBuf,
+    /// Scratch directory (configs, logs).
+    pub dir: PathBuf,
+    /// Options.
+    pub opts: Opts,
+    /// Results so far.
+    pub rows: Vec<Row>,
+    /// Suspicious server behaviour seen on the way.
+    pub notes: Vec<String>,
+    /// Floor p99 by bit rate, for the ratio column.
+    pub floor_p99: Vec<(u64, u64)>,
+    /// The in-bench TCP relay's p99 by bit rate.
+    pub tcp_floor_p99: Vec<(u64, u64)>,
+}
+
+/// A section: its id for `--only` and its entry point.
+pub type SectionFn = for<'a> fn(&'a mut Ctx) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// All sections, in run order.
+pub const SECTIONS: &[(&str, SectionFn)] = &[
+    ("latency", |c| Box::pin(latency::run(c))),
+    ("fanout", |c| Box::pin(fanout::run(c))),
+    ("slow", |c| Box::pin(slow::run(c))),
+    ("ttfb", |c| Box::pin(ttfb::run(c))),
+    ("crash", |c| Box::pin(crash::run(c))),
+];
+
+impl Ctx {
+    /// Records a row and prints it at once.
+    pub fn push(&mut self, row: Row) {
+        println!("{}", text_line(&row, self.rows.is_empty()));
+        self.rows.push(row);
+    }
+
+    /// Records an observation about the server.
+    pub fn note(&mut self, s: impl Into<String>) {
+        let s = s.into();
+        eprintln!("bench: note: {s}");
+        self.notes.push(s);
+    }
+
+    /// The stamping feed command line at `rate_bps`, quoted for the config.
+    pub fn stamp_cmd(&self, rate_bps: u64) -> String {
+        format!(
+            "{} --rate-bps {rate_bps}",
+            sh_quote(&self.stamp.to_string_lossy())
+        )
+    }
+
+    /// Starts a server on `yaml`; on failure returns the reason.
+    pub fn start_server(&mut self, name: &str, yaml: &str) -> Result<Server, String> {
+        let bin = self.server_bin.clone()?;
+        eprintln!("bench: starting server {name}");
+        Server::start(&bin, &self.dir, name, yaml)
+    }
+
+    /// Stops a server and keeps what went wrong as notes.
+    pub fn stop_server(&mut self, server: Server) {
+        for p in server.stop() {
+            self.note(p);
+        }
+    }
+
+    /// The config with feed `f` (stamp at `rate_bps`), a direct-relay stream `direct` and a
+    /// `cat` stream on it (both `video/mp2t`: the server may frame them as MPEG-TS), and
+    /// `opaque`, a direct relay whose mimetype the server cannot frame (bytes only: a slow
+    /// client is cut off rather than resynchronised at a keyframe).
+    pub fn relay_yaml(&self, rate_bps: u64) -> String {
+        format!(
+            "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {}\nstreams:\n  direct:\n    feed: f\n    mimetype: video/mp2t\n  cat:\n    command: cat\n    feed: f\n    mimetype: video/mp2t\n  opaque:\n    feed: f\n    mimetype: application/octet-stream\n",
+            yaml_str(&self.stamp_cmd(rate_bps))
+        )
+    }
+}
+
+/// A group of clients sharing one board; aborted when dropped.
+pub struct Clients {
+    /// Their shared statistics.
+    pub board: Rc<Board>,
+    handles: Vec<JoinHandle<()>>,
+    sem: Arc<Semaphore>,
+    spawned: usize,
+}
+
+impl Clients {
+    /// An empty group, with the load-generator lag probe running on its board.
+    pub fn new() -> Clients {
+        let board = Board::new(WARMUP);
+        let probe = tokio::task::spawn_local(client::measure_lag(board.clone(), LAG_PROBE));
+        Clients {
+            board,
+            handles: vec![probe],
+            sem: Arc::new(Semaphore::new(CONNECT_CONCURRENCY)),
+            spawned: 0,
+        }
+    }
+
+    /// Starts `n` more clients of `req`.
+    pub fn spawn(&mut self, req: &Request, pace: Pace, n: usize) {
+        for _ in 0..n {
+            let (board, req, sem, slot) = (
+                self.board.clone(),
+                req.clone(),
+                self.sem.clone(),
+                self.spawned,
+            );
+            self.spawned += 1;
+            self.handles.push(tokio::task::spawn_local(async move {
+                let permit = sem.acquire_owned().await.ok();
+                client::run(board, req, pace, slot, permit).await
+            }));
+        }
+    }
+
+    /// Waits until every spawned client has its response head or has failed.
+    pub async fn wait_started(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while ((self.board.connected.get() + self.board.failed.get()) as usize) < self.spawned {
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// How many clients started.
+    pub fn spawned(&self) -> usize {
+        self.spawned
+    }
+}
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+/// What one measured window gives.
+pub struct Window {
+    /// Client statistics.
+    pub stats: Stats,
+    /// Server (own) and children CPU; for pipe rows, the feeds are the children of the bench.
+    pub cpu: Option<CpuUse>,
+    /// The bench's own CPU.
+    pub gen_cpu: f64,
+    /// RSS of the server at the end, KiB.
+    pub rss_end: Option<u64>,
+    /// Highest RSS sampled, KiB.
+    pub rss_max: Option<u64>,
+    /// RSS at the start, KiB.
+    pub rss_start: Option<u64>,
+    /// Load-generator lag p99, ns.
+    pub lag_p99: u64,
+    /// CPU used on the machine by anything but the server, its children and the bench, % of
+    /// one core: other users' builds and tests disturb the figures.
+    pub other_cpu: Option<f64>,
+    /// Hypervisor steal, % of one core.
+    pub steal: Option<f64>,
+}
+
+/// Opens the boards' windows, waits `len` while sampling the server's RSS, closes them.
+/// `root` is the process whose tree's CPU is measured (the server, or the bench for pipes).
+pub async fn measure(boards: &[&Board], root: Option<u32>, len: Duration) -> Window {
+    let me = std::process::id();
+    let rss = |p: Option<u32>| p.and_then(procstat::rss_kib);
+    let tree0 = root.and_then(CpuSnap::take);
+    let gen0 = CpuSnap::take(me);
+    let m0 = procstat::machine_ticks();
+    let t0 = voyandz_bench::clock::now_ns();
+    let rss_start = rss(root.filter(|&p| p != me));
+    for b in boards {
+        b.open_window();
+    }
+    let end = tokio::time::Instant::now() + len;
+    let mut rss_max = rss_start;
+    while tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(250).min(end - tokio::time::Instant::now())).await;
+        if let Some(r) = rss(root.filter(|&p| p != me)) {
+            rss_max = Some(rss_max.map_or(r, |m: u64| m.max(r)));
+        }
+    }
+    let mut stats = Stats::default();
+    let mut lag = voyandz_bench::hist::Histogram::default();
+    for (i, b) in boards.iter().enumerate() {
+        let s = b.close_window();
+        lag.merge(&b.lag.borrow());
+        if i == 0 {
+            stats = s;
+        }
+    }
+    let tree1 = root.and_then(CpuSnap::take);
+    let gen1 = CpuSnap::take(me);
+    let m1 = procstat::machine_ticks();
+    let secs = (voyandz_bench::clock::now_ns() - t0) as f64 / 1e9;
+    let pct = |ticks: u64| ticks as f64 / procstat::clk_tck() as f64 / secs * 100.0;
+    let cpu = match (tree0, tree1) {
+        (Some(a), Some(b)) => Some(a.until(&b)),
+        _ => None,
+    };
+    let gen_cpu = match (gen0, gen1) {
+        (Some(a), Some(b)) => a.until(&b).own_pct,
+        _ => 0.0,
+    };
+    let (other_cpu, steal) = match (m0, m1) {
+        (Some(a), Some(b)) => {
+            let ours = gen_cpu
+                + cpu.map_or(0.0, |c| {
+                    c.kids_pct + if root == Some(me) { 0.0 } else { c.own_pct }
+                });
+            (
+                Some((pct(b.busy.saturating_sub(a.busy)) - ours).max(0.0)),
+                Some(pct(b.steal.saturating_sub(a.steal))),
+            )
+        }
+        _ => (None, None),
+    };
+    Window {
+        stats,
+        cpu,
+        gen_cpu,
+        rss_end: rss(root.filter(|&p| p != me)),
+        rss_max,
+        rss_start,
+        lag_p99: lag.quantile(0.99),
+        other_cpu,
+        steal,
+    }
+}
+
+/// Fills a row's latency, loss and resource columns from a window.
+pub fn fill(row: &mut Row, w: &Window, server: bool) {
+    let s = &w.stats;
+    if s.latency.count() > 0 {
+        row.p50 = Some(s.latency.quantile(0.5));
+        row.p99 = Some(s.latency.quantile(0.99));
+        row.max = Some(s.latency.max());
+    }
+    row.loss = loss_text(s);
+    if let Some(c) = w.cpu {
+        if server {
+            row.cpu_srv = Some(c.own_pct);
+        }
+        row.cpu_kids = Some(c.kids_pct);
+    }
+    row.cpu_gen = Some(w.gen_cpu);
+    row.cpu_other = w.other_cpu;
+    if let Some(st) = w.steal.filter(|&s| s >= 1.0) {
+        row.add_note(format!("steal {st:.0}%"));
+    }
+    if server {
+        row.rss_kib = w.rss_end;
+    }
+    row.add_note(format!("{} pkts", s.packets));
+    row.add_note(format!("gen lag p99 {}", crate::report::ms(w.lag_p99)));
+    let feed_lag = s.feed_lag.quantile(0.99);
+    if feed_lag > 1_000_000 {
+        row.add_note(format!(
+            "feed wrote late: p99 {} behind schedule",
+            crate::report::ms(feed_lag)
+        ));
+    }
+    if s.resyncs > 0 {
+        row.add_note(format!("{} resyncs (torn data)", s.resyncs));
+    }
+    if s.dups > 0 {
+        row.add_note(format!("{} dup/reordered", s.dups));
+    }
+    if let Some(r) = s.end_reasons.first() {
+        row.add_note(format!("ended: {r}"));
+    }
+}
+
+/// "0" when nothing was lost; else lost packets (%) and clients cut off.
+pub fn loss_text(s: &Stats) -> String {
+    let mut t = if s.lost == 0 {
+        "0".to_string()
+    } else {
+        format!(
+            "{} ({:.2}%)",
+            s.lost,
+            s.lost as f64 * 100.0 / (s.lost + s.packets).max(1) as f64
+        )
+    };
+    if s.ended > 0 {
+        t.push_str(&format!(" +{} cut", s.ended));
+    }
+    t
+}
+
+/// Whether the window saw no loss at all.
+pub fn lossless(s: &Stats, failed: u64) -> bool {
+    s.lost == 0 && s.ended == 0 && failed == 0 && s.packets > 0
+}
+
+/// A row for a server that could not be started.
+pub fn server_error(section: &'static str, name: &str, target: &str, why: &str) -> Row {
+    let first = why.lines().next().unwrap_or(why);
+    Row::error(section, name, target, first.to_string())
+}
+
+/// Ratio of `p99` to the floor's p99 at `rate`.
+pub fn floor_ratio(ctx: &Ctx, rate: u64, p99: Option<u64>) -> Option<String> {
+    let f = ctx.floor_p99.iter().find(|(r, _)| *r == rate)?.1;
+    Some(format!("p99 = {:.1}× floor", p99? as f64 / f.max(1) as f64))
+}
+
+/// An HTTP request for `/stream/<name>`.
+pub fn stream_req(server: &Server, name: &str, http10: bool) -> Request {
+    Request {
+        addr: server.addr,
+        path: format!("/stream/{name}"),
+        http10,
+    }
+}
+
+/// Lets aborted client tasks run their drop (closing their sockets) before the server is
+/// stopped: the runtime is single-threaded, and `abort` only takes effect when it next polls.
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
