@@ -36,7 +36,11 @@ pub const BATCH_CHUNKS_MAX: usize = 64;
 
 /// About the most bytes one consumer takes per wake-up: what it holds outside the hub is lag
 /// the hub cannot see, so it stays small (one large read, or many small ones).
-pub const BATCH_BYTES_MAX: usize = 64 << 10;
+pub const BATCH_BYTES_MAX: usize = 16 << 10;
+
+/// How long a joining client waits for a keyframe or boundary before it starts live anyway
+/// (a stream that has none: longer than any sane GOP).
+pub const JOIN_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// What a subscriber sees next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +158,8 @@ struct Wait {
     keyframe_only: bool,
     /// Send the container header before the first unit.
     send_header: bool,
+    /// When no such place came by then: a joining client starts live, a skipping one is cut.
+    deadline: Instant,
 }
 
 impl Hub {
@@ -329,18 +335,24 @@ impl Hub {
                 from: ring.published_bytes,
                 keyframe_only,
                 send_header: true,
+                deadline: Instant::now() + JOIN_WAIT_MAX,
             };
             subscriber.wait = match join {
                 Join::Live => None,
                 Join::Header => Some(wait(false)),
                 Join::Keyframe => Some(wait(true)),
-                Join::LastKeyframe => match framing.gop() {
-                    Some(gop) => {
+                Join::LastKeyframe => match (framing.gop(), framing.marks.back()) {
+                    (Some(gop), _) => {
                         subscriber.first.extend(framing.header().cloned());
                         subscriber.first.extend(gop.iter().cloned());
                         None
                     }
-                    None => Some(wait(true)),
+                    // Audio has no GOP: every frame is a start, so start at the newest one.
+                    (None, Some(newest)) if framing.audio_only() => Some(Wait {
+                        from: newest.offset,
+                        ..wait(true)
+                    }),
+                    (None, _) => Some(wait(true)),
                 },
             };
         }
@@ -426,6 +438,13 @@ impl Subscriber {
             self.wait = None;
             return Poll::Ready(Event::Data);
         }
+        if let Some(wait) = self.wait.take_if(|wait| Instant::now() >= wait.deadline) {
+            // A stream without keyframes (or boundaries) to wait for.
+            if !wait.send_header {
+                return Poll::Ready(Event::Lagged);
+            }
+            self.cursor = ring.next_seq();
+        }
         if self.wait.is_none() && self.cursor < ring.first_seq {
             if !ring.framing.as_ref().is_some_and(Framing::active) {
                 return Poll::Ready(Event::Lagged);
@@ -435,6 +454,7 @@ impl Subscriber {
                 from: ring.published_bytes,
                 keyframe_only: true,
                 send_header: false,
+                deadline: Instant::now() + LAG_MAX,
             });
             return Poll::Ready(Event::Skipped);
         }

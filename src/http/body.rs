@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 
 use super::mpjpeg;
+use super::stall::ResetOnClose;
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event, LAG_MAX, Subscriber};
 
 /// Why a client's response was cut short.
@@ -34,6 +35,8 @@ pub struct Client {
     pub path: String,
     /// When its request arrived.
     pub started: Instant,
+    /// Set to end its connection with a reset (when it is cut off).
+    pub reset: ResetOnClose,
 }
 
 /// The body of one client's stream response.
@@ -110,6 +113,7 @@ impl Body for ClientBody {
                 ),
                 Event::Lagged => {
                     this.end = "too slow: fell behind live";
+                    this.client.reset.set();
                     return Poll::Ready(Some(Err(ClientError::TooSlow)));
                 }
                 Event::Ended => {

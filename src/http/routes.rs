@@ -18,6 +18,7 @@ use http_body_util::{Either, Full};
 
 use super::body::{Client, ClientBody};
 use super::mpjpeg;
+use super::stall::ResetOnClose;
 use crate::config::{Config, StreamKind};
 use crate::container::{Container, select};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
@@ -51,11 +52,13 @@ impl Routes {
         self: Arc<Self>,
         request: Request<B>,
         peer: SocketAddr,
+        reset: ResetOnClose,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let client = Client {
             peer,
             path: request.uri().path().to_string(),
             started: std::time::Instant::now(),
+            reset,
         };
         let path = &client.path;
         let agent = request

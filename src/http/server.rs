@@ -16,16 +16,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::routes::Routes;
-use super::stall::StallGuard;
+use super::stall::{ResetOnClose, StallGuard};
 use crate::lifecycle::Tasks;
 
 /// Unsent bytes the kernel may hold per client socket: a few chunks of a high bit-rate
-/// stream (a write wakes up at most this much at a time), and at 4 Mbit/s only 64 ms of
-/// hidden delay.
-pub const NOTSENT_LOWAT_BYTES: u32 = 32 << 10;
-/// The most bytes hyper queues for one client (its minimum is 8 KiB): a few chunks, so the
-/// lag lives in the hub, where it is measured and bounded.
-const HYPER_BUFFER_BYTES: usize = 64 << 10;
+/// stream (a write wakes up at most this much at a time); 32 ms of hidden delay at 4 Mbit/s,
+/// and still under 2 s for a client that can only take 10 KB/s.
+pub const NOTSENT_LOWAT_BYTES: u32 = 16 << 10;
+/// The most bytes hyper queues for one client (its minimum): bytes queued outside the hub
+/// are lag it cannot see, and a slow client drains them slowly.
+const HYPER_BUFFER_BYTES: usize = 8 << 10;
 /// A client must send its request headers within this time (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish once the server stops (stream bodies are ended
@@ -73,14 +73,17 @@ async fn connection(
     routes: Arc<Routes>,
     cancel: CancellationToken,
 ) {
-    let service = service_fn(move |request| Arc::clone(&routes).handle(request, peer));
+    let reset = ResetOnClose::default();
+    let socket = StallGuard::new(socket, reset.clone());
+    let service =
+        service_fn(move |request| Arc::clone(&routes).handle(request, peer, reset.clone()));
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .writev(true)
         // What hyper queues for a client is lag the hub cannot see: keep it small.
         .max_buf_size(HYPER_BUFFER_BYTES)
-        .serve_connection(TokioIo::new(StallGuard::new(socket)), service);
+        .serve_connection(TokioIo::new(socket), service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

@@ -1,12 +1,18 @@
-//! Cuts off clients that stop reading.
+//! Cuts off clients that stop reading, and resets the connections of clients that are cut.
 //!
 //! A client that reads nothing at all never lets hyper ask the stream body for more bytes, so
 //! the hub's lag bound never sees it: a paused player or a vanished peer would keep its
 //! stream running and its buffers pinned for ever. This wrapper fails a write that has been
 //! waiting for the socket longer than [`WRITE_STALL_MAX`], which ends the connection.
+//!
+//! A client that is cut off (stalled, or too far behind live) gets a TCP reset rather than a
+//! normal close: otherwise it would go on reading the bytes still queued in the kernel for
+//! seconds, as if nothing had happened.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,20 +23,37 @@ use tokio::time::{Instant, Sleep};
 /// network hiccup a live player survives, short enough that a dead peer frees its stream soon.
 pub const WRITE_STALL_MAX: Duration = Duration::from_secs(3);
 
+/// Set when a connection must end with a reset (shared by the socket and its responses).
+#[derive(Debug, Clone, Default)]
+pub struct ResetOnClose(Arc<AtomicBool>);
+
+impl ResetOnClose {
+    /// Asks for a reset when the connection closes.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// A socket whose writes fail once they have waited [`WRITE_STALL_MAX`].
-pub struct StallGuard<T> {
+pub struct StallGuard<T: std::os::fd::AsFd> {
     inner: T,
     deadline: Pin<Box<Sleep>>,
     waiting: bool,
+    reset: ResetOnClose,
 }
 
-impl<T> StallGuard<T> {
-    /// Guards `inner`.
-    pub fn new(inner: T) -> Self {
+impl<T: std::os::fd::AsFd> StallGuard<T> {
+    /// Guards `inner`; `reset` set by anyone makes its close a reset.
+    pub fn new(inner: T, reset: ResetOnClose) -> Self {
         Self {
             inner,
             deadline: Box::pin(tokio::time::sleep(WRITE_STALL_MAX)),
             waiting: false,
+            reset,
         }
     }
 
@@ -43,10 +66,13 @@ impl<T> StallGuard<T> {
                 .reset(Instant::now() + WRITE_STALL_MAX);
         }
         match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("client took no bytes for {WRITE_STALL_MAX:?}"),
-            ))),
+            Poll::Ready(()) => {
+                self.reset.set();
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("client took no bytes for {WRITE_STALL_MAX:?}"),
+                )))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -66,7 +92,16 @@ impl<T> StallGuard<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
+impl<T: std::os::fd::AsFd> Drop for StallGuard<T> {
+    fn drop(&mut self) {
+        if self.reset.is_set() {
+            // SO_LINGER 0: the close sends RST and drops what the kernel still queues.
+            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin + std::os::fd::AsFd> AsyncRead for StallGuard<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -76,7 +111,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
+impl<T: AsyncWrite + Unpin + std::os::fd::AsFd> AsyncWrite for StallGuard<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -114,14 +149,41 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_write_nobody_reads_fails_after_the_stall_limit() {
-        let (writer, _reader_that_never_reads) = tokio::io::duplex(16);
-        let mut guarded = StallGuard::new(writer);
-        guarded.write_all(&[0; 16]).await.expect("fits the buffer");
+    #[tokio::test]
+    async fn a_client_that_reads_nothing_is_cut_with_a_reset() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let address = listener.local_addr().expect("address");
+        let client = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let reset = ResetOnClose::default();
+        let mut guarded = StallGuard::new(server, reset.clone());
         let started = Instant::now();
-        let error = guarded.write_all(&[0; 1]).await.expect_err("stalled");
+        let chunk = vec![0u8; 64 << 10];
+        let error = loop {
+            if let Err(error) = guarded.write_all(&chunk).await {
+                break error;
+            }
+        };
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(started.elapsed(), WRITE_STALL_MAX);
+        assert!(started.elapsed() >= WRITE_STALL_MAX);
+        assert!(reset.is_set());
+        drop(guarded);
+        let mut client = client;
+        let mut sink = vec![0u8; 1 << 20];
+        let read = loop {
+            match tokio::io::AsyncReadExt::read(&mut client, &mut sink).await {
+                Ok(0) => break Ok(0),
+                Ok(_) => continue,
+                Err(error) => break Err(error),
+            }
+        };
+        assert_eq!(
+            read.expect_err("a reset, not a clean end").kind(),
+            io::ErrorKind::ConnectionReset
+        );
     }
 }
