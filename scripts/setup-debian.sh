@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 # ffmpeg/ffprobe: every feed, stream and test; build-essential: the linker (cc);
 # pkg-config: build scripts of -sys crates; procps: ps/pgrep for debugging children;
 # systemd: systemd-socket-activate for the socket-activation tests; curl and
-# ca-certificates: rustup and the demo's URLs.
-PACKAGES="ffmpeg build-essential pkg-config procps systemd curl ca-certificates"
+# ca-certificates: rustup and the demo's URLs; chromium: the headless-browser MPJPEG test.
+PACKAGES="ffmpeg build-essential pkg-config procps systemd curl ca-certificates chromium"
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
