@@ -32,7 +32,8 @@ struct Cli {
     /// Short run (~1 min): shorter windows, fewer fan-out steps; not for the README.
     #[arg(long)]
     quick: bool,
-    /// Sections to run, comma-separated: latency, fanout, slow, ttfb, crash (default: all).
+    /// Sections to run, comma-separated: latency, fanout, slow, ttfb, crash, pictures,
+    /// framing (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Sections to leave out, comma-separated.

@@ -6,7 +6,9 @@
 
 pub mod crash;
 pub mod fanout;
+pub mod framing;
 pub mod latency;
+pub mod pictures;
 pub mod slow;
 pub mod ttfb;
 
@@ -82,6 +84,8 @@ pub const SECTIONS: &[(&str, SectionFn)] = &[
     ("slow", |c| Box::pin(slow::run(c))),
     ("ttfb", |c| Box::pin(ttfb::run(c))),
     ("crash", |c| Box::pin(crash::run(c))),
+    ("pictures", |c| Box::pin(pictures::run(c))),
+    ("framing", |c| Box::pin(framing::run(c))),
 ];
 
 impl Ctx {

@@ -1,0 +1,201 @@
+//! The cost of container framing on the data path (issue 13): the same stamping feed relayed
+//! directly as `application/octet-stream` (opaque: the server relays bytes) and as
+//! `video/mp2t` (framed: the server's MPEG-TS parser reads every packet, since the stamp
+//! packets are TS packets with sync byte 0x47), each on its own server with a config that has
+//! only that stream.
+//! - 10 clients at 4 Mbit/s: p99 of each (target for both, as for issue 12: p99 ≤ 1 ms, no loss);
+//! - 1000 clients at 1 Mbit/s: server CPU of each (target: framed ≤ 110 % of opaque).
+
+use std::time::Duration;
+
+use super::{Clients, Ctx, Window, fill, lossless, measure, server_error, stream_req};
+use crate::client::Pace;
+use crate::report::{Row, Verdict};
+use crate::server::yaml_str;
+
+const LATENCY_RATE_BPS: u64 = 4_000_000;
+const LATENCY_CLIENTS: usize = 10;
+const CPU_RATE_BPS: u64 = 1_000_000;
+const CPU_CLIENTS: usize = 1000;
+const P99_TARGET_NS: u64 = 1_000_000;
+const LATENCY_TARGET: &str = "p99 ≤ 1 ms, no loss";
+/// The issue: CPU at 1000 clients "no more than 10 % above the opaque relay".
+const CPU_RATIO_MAX: f64 = 1.10;
+const CPU_TARGET: &str = "CPU srv ≤ 110% of opaque";
+
+/// Other processes' CPU (% of a core) above which the CPU comparison is flagged.
+const DISTURBED_PCT: f64 = 10.0;
+
+/// Share of all cores in use (%/core) above which a CPU window is flagged as saturated: the
+/// server then gets what is left rather than what it needs, and queues instead.
+const SATURATED_PCT: f64 = 90.0;
+
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+}
+
+/// The two twins: (label, mimetype).
+const TWINS: [(&str, &str); 2] = [
+    ("opaque", "application/octet-stream"),
+    ("framed", "video/mp2t"),
+];
+
+/// A config with one stamp feed and one direct-relay stream `s` of `mimetype`: a single
+/// stream, so that the feed's hub is framed (or not) by this mimetype alone.
+fn twin_yaml(ctx: &Ctx, rate_bps: u64, mimetype: &str) -> String {
+    format!(
+        "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {}\nstreams:\n  s:\n    feed: f\n    mimetype: {mimetype}\n",
+        yaml_str(&ctx.stamp_cmd(rate_bps))
+    )
+}
+
+/// Runs the four rows.
+pub async fn run(ctx: &mut Ctx) {
+    let mut p99 = Vec::new();
+    for (label, mimetype) in TWINS {
+        let name = format!("4 Mbit/s {label} relay ({mimetype})");
+        let window = ctx.opts.window;
+        let Some((mut row, w, failed)) = twin(
+            ctx,
+            &name,
+            LATENCY_RATE_BPS,
+            mimetype,
+            LATENCY_CLIENTS,
+            window,
+        )
+        .await
+        else {
+            continue;
+        };
+        let ok = row.p99.is_some_and(|p| p <= P99_TARGET_NS) && lossless(&w.stats, failed);
+        row.judge(LATENCY_TARGET, ok);
+        if let (Some(p), Some((_, o))) = (row.p99, p99.first()) {
+            row.add_note(format!("{:.2}× opaque p99", p as f64 / *o as f64));
+        }
+        if let Some(p) = row.p99 {
+            p99.push((label, p.max(1)));
+        }
+        ctx.push(row);
+    }
+    let mut opaque_cpu = None;
+    for (label, mimetype) in TWINS {
+        let name = format!("1 Mbit/s × {CPU_CLIENTS} {label} relay: CPU");
+        let window = ctx.opts.fanout_window;
+        let Some((mut row, w, failed)) =
+            twin(ctx, &name, CPU_RATE_BPS, mimetype, CPU_CLIENTS, window).await
+        else {
+            continue;
+        };
+        let clean = lossless(&w.stats, failed);
+        let used =
+            w.cpu.map_or(0.0, |c| c.own_pct + c.kids_pct) + w.gen_cpu + w.other_cpu.unwrap_or(0.0);
+        if used >= SATURATED_PCT * cores() {
+            row.add_note(format!(
+                "cores saturated ({used:.0}% in use): CPU srv is what was free, not only what it needed"
+            ));
+        }
+        if w.other_cpu.is_some_and(|o| o >= DISTURBED_PCT) {
+            row.add_note("other work took CPU in this window: the comparison is disturbed");
+        }
+        if !clean {
+            row.add_note("not every client got every packet: CPU not comparable");
+        }
+        if let (Some(c), true) = (w.cpu, w.stats.bytes > 0) {
+            // CPU time per delivered byte: fair even if the windows differ slightly.
+            row.add_note(format!(
+                "{:.1} ms CPU srv per delivered MB",
+                c.own_pct / 100.0 * window.as_secs_f64() * 1e3 / (w.stats.bytes as f64 / 1e6)
+            ));
+        }
+        match (label, row.cpu_srv, opaque_cpu) {
+            ("opaque", Some(c), _) => {
+                opaque_cpu = clean.then_some(c);
+                row.target = "(reference)".into();
+                row.verdict = Verdict::Info;
+            }
+            (_, Some(c), Some(o)) => {
+                let ratio = c / f64::max(o, 0.1);
+                row.add_note(format!("{:.0}% of opaque", ratio * 100.0));
+                row.judge(CPU_TARGET, clean && ratio <= CPU_RATIO_MAX);
+            }
+            _ => {
+                row.target = CPU_TARGET.into();
+                row.verdict = Verdict::Error("no clean opaque reference to compare with".into());
+            }
+        }
+        ctx.push(row);
+    }
+}
+
+/// One twin on a fresh server: `n` clients of stream `s`, warm-up, one window. Pushes an
+/// ERROR row and returns `None` when nothing could be measured; else the row (its clients
+/// column: how many got their stream), the window and how many clients failed to start.
+async fn twin(
+    ctx: &mut Ctx,
+    name: &str,
+    rate: u64,
+    mimetype: &str,
+    n: usize,
+    window: Duration,
+) -> Option<(Row, Window, u64)> {
+    let target = if n == CPU_CLIENTS {
+        CPU_TARGET
+    } else {
+        LATENCY_TARGET
+    };
+    let yaml = twin_yaml(ctx, rate, mimetype);
+    let tag = if mimetype.contains("mp2t") {
+        "framed"
+    } else {
+        "opaque"
+    };
+    let mut server = match ctx.start_server(&format!("framing-{tag}-{n}"), &yaml) {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.push(server_error("framing", name, target, &e));
+            return None;
+        }
+    };
+    let mut clients = Clients::new();
+    clients.spawn(&stream_req(&server, "s", ctx.opts.http10), Pace::Fast, n);
+    let all_started = clients.wait_started(Duration::from_secs(30)).await;
+    let connected = clients.board.connected.get();
+    if connected == 0 {
+        let why = clients
+            .board
+            .fail_reasons
+            .borrow()
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        ctx.push(Row::error(
+            "framing",
+            name,
+            target,
+            format!("no client got a stream: {why}"),
+        ));
+        drop(clients);
+        ctx.stop_server(server);
+        return None;
+    }
+    tokio::time::sleep(super::WARMUP + Duration::from_millis(200)).await;
+    let w = measure(&[&clients.board], Some(server.pid), window).await;
+    let mut row = Row::new("framing", name);
+    let failed = clients.board.failed.get() + (!all_started) as u64;
+    row.clients = connected.to_string();
+    fill(&mut row, &w, true);
+    if failed > 0 {
+        row.add_note(format!(
+            "{} clients failed: {}",
+            clients.board.failed.get(),
+            clients.board.fail_reasons.borrow().join(" / ")
+        ));
+    }
+    if !server.alive() {
+        row.add_note("server died");
+    }
+    drop(clients);
+    super::settle().await;
+    ctx.stop_server(server);
+    Some((row, w, failed))
+}
