@@ -27,13 +27,20 @@ impl Registry {
     /// Sets up every feed and stream of `config`; their tasks run among `tasks`.
     pub fn start(config: &Config, tasks: &Tasks) -> Self {
         let logdir = config.logdir.as_deref();
-        // A feed relayed as is by a stream carries that stream's container.
-        let relayed_as: HashMap<&str, &str> = config
+        // A feed relayed as is by a stream carries that stream's container: the first relay
+        // (by name) whose mimetype names one decides.
+        let mut relayed_as: HashMap<&str, &str> = HashMap::new();
+        for stream in config
             .streams
             .values()
             .filter(|stream| stream.command.is_none())
-            .filter_map(|stream| Some((stream.feed.as_deref()?, stream.mimetype.as_str())))
-            .collect();
+        {
+            if let Some(feed) = stream.feed.as_deref()
+                && select::from_mimetype(&stream.mimetype).is_some()
+            {
+                relayed_as.entry(feed).or_insert(stream.mimetype.as_str());
+            }
+        }
         let feeds: HashMap<String, Arc<Hub>> = config
             .feeds
             .keys()

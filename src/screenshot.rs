@@ -30,6 +30,9 @@ pub const DEFAULT_QUALITY: u8 = 85;
 /// How long a request waits for an idle stream's first whole picture: a camera and its
 /// encoder take a moment to start, and a GOP can be seconds long.
 const FIRST_PICTURE_WAIT: Duration = Duration::from_secs(10);
+/// How long a request waits for the first picture of a GOP that has just begun (a frame or
+/// two) rather than decoding the whole previous GOP, which is older and slower to decode.
+const FRESH_PICTURE_WAIT: Duration = Duration::from_millis(100);
 /// The longest a decode may take before the client is told so.
 const DECODE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest picture kept from a decoder's output (a 4K PNG is ~25 MiB).
@@ -220,21 +223,31 @@ impl Screenshots {
         // Holding a subscription keeps an on-demand stream running until the picture is taken.
         let mut subscriber = stream.subscribe(Join::Keyframe, tasks);
         let hub = Arc::clone(subscriber.hub());
+        let asked = tokio::time::Instant::now();
         let waited = tokio::time::timeout(FIRST_PICTURE_WAIT, async {
             let mut batch = VecDeque::new();
             loop {
-                if let Some(found) = pictures(&hub, name)? {
-                    return Ok(found);
+                let mut patience = FIRST_PICTURE_WAIT;
+                if let Some((container, header, units, current)) = pictures(&hub, name)? {
+                    // A new GOP has just begun: its first picture is a frame away, and it is
+                    // both newer and far quicker to decode than the whole previous GOP.
+                    let jpeg = matches!(container, Container::Mjpeg | Container::Mpjpeg);
+                    patience = FRESH_PICTURE_WAIT.saturating_sub(asked.elapsed());
+                    if current || jpeg || patience.is_zero() {
+                        return Ok((container, header, units));
+                    }
                 }
                 batch.clear();
-                match subscriber.next(&mut batch, BATCH_CHUNKS_MAX).await {
-                    Event::Closed | Event::Ended => {
+                let next = subscriber.next(&mut batch, BATCH_CHUNKS_MAX);
+                match tokio::time::timeout(patience, next).await {
+                    Ok(Event::Closed | Event::Ended) => {
                         return Err(ScreenshotError::NoPicture(name.clone(), FIRST_PICTURE_WAIT));
                     }
-                    Event::Failed(reason) => {
+                    Ok(Event::Failed(reason)) => {
                         return Err(ScreenshotError::Failed(reason.to_string()));
                     }
-                    Event::Data | Event::Skipped | Event::Lagged => {}
+                    // Data, or the freshness wait is over: look again.
+                    Ok(Event::Data | Event::Skipped | Event::Lagged) | Err(_) => {}
                 }
             }
         })
@@ -272,7 +285,7 @@ impl Screenshots {
 fn pictures(
     hub: &Hub,
     name: &str,
-) -> Result<Option<(Container, Option<Bytes>, Vec<Bytes>)>, ScreenshotError> {
+) -> Result<Option<(Container, Option<Bytes>, Vec<Bytes>, bool)>, ScreenshotError> {
     let Some(info) = hub.framing_info() else {
         return Err(ScreenshotError::Opaque(name.to_string()));
     };
@@ -281,7 +294,7 @@ fn pictures(
     }
     Ok(hub
         .last_pictures()
-        .map(|(header, units)| (info.container, header, units)))
+        .map(|(header, units, current)| (info.container, header, units, current)))
 }
 
 /// The program that decodes `stream`'s pictures: `decoder:`, else the stream's own program

@@ -72,7 +72,9 @@ fn crc32(data: &[u8]) -> u32 {
 /// Whether `first` starts a transport stream: a sync byte at every packet start it holds,
 /// at least two of them (needs 189 bytes; `false` before).
 pub fn sniff(first: &[u8]) -> bool {
-    first.len() > PACKET_BYTES && first.iter().step_by(PACKET_BYTES).all(|&b| b == SYNC)
+    // A muxer writing packet by packet (ffmpeg with -flush_packets 1) gives a first read of
+    // exactly one packet: that must be enough.
+    first.len() >= PACKET_BYTES && first.iter().step_by(PACKET_BYTES).all(|&b| b == SYNC)
 }
 
 /// How a video codec's random-access points are recognised in a PES payload.

@@ -189,11 +189,13 @@ impl Framing {
     }
 
     /// The newest whole units from a keyframe on (for a screenshot): the current GOP up to
-    /// its newest boundary, or the previous GOP while the current one has only begun.
-    pub fn whole_units(&self) -> Option<Vec<Bytes>> {
-        self.gop
-            .whole_units()
-            .or_else(|| self.previous.whole_units())
+    /// its newest boundary (`true`), or the previous GOP while the current one has only begun
+    /// (`false`).
+    pub fn whole_units(&self) -> Option<(Vec<Bytes>, bool)> {
+        match self.gop.whole_units() {
+            Some(units) => Some((units, true)),
+            None => Some((self.previous.whole_units()?, false)),
+        }
     }
 
     /// Parses the newest chunk (`pieces` already ends with it) and updates marks and GOP.

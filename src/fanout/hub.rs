@@ -287,11 +287,13 @@ impl Hub {
         self.lock().framing.as_ref().map(Framing::info)
     }
 
-    /// The header and the newest whole pictures from a keyframe on (for a screenshot).
-    pub fn last_pictures(&self) -> Option<(Option<Bytes>, Vec<Bytes>)> {
+    /// The header and the newest whole pictures from a keyframe on (for a screenshot), and
+    /// whether they come from the current GOP (else from the previous, older, one).
+    pub fn last_pictures(&self) -> Option<(Option<Bytes>, Vec<Bytes>, bool)> {
         let ring = self.lock();
         let framing = ring.framing.as_ref()?;
-        Some((framing.header().cloned(), framing.whole_units()?))
+        let (units, current) = framing.whole_units()?;
+        Some((framing.header().cloned(), units, current))
     }
 
     fn wake(&self, mut ring: MutexGuard<'_, Ring>) {
@@ -699,10 +701,10 @@ mod tests {
         let hub = toy_hub();
         // One read holding the end of a GOP, a keyframe and the next frame's start.
         publish_all(&hub, &[b"K0", b"p1B2K3p4"]);
-        let (_, units) = hub.last_pictures().expect("the previous GOP is whole");
+        let (_, units, _) = hub.last_pictures().expect("the previous GOP is whole");
         assert_eq!(units.concat(), b"K0p1B2");
         publish_all(&hub, &[b"B5"]);
-        let (_, units) = hub.last_pictures().expect("K3 p4 are whole");
+        let (_, units, _) = hub.last_pictures().expect("K3 p4 are whole");
         assert_eq!(units.concat(), b"K3p4");
     }
 
@@ -715,11 +717,11 @@ mod tests {
             "the first picture is not whole yet"
         );
         publish_all(&hub, &[b"B2", b"p3"]);
-        let (header, units) = hub.last_pictures().expect("K0 p1 are whole");
+        let (header, units, _) = hub.last_pictures().expect("K0 p1 are whole");
         assert_eq!(header.as_deref(), Some(&b"H"[..]));
         assert_eq!(text(&units.into()), [&b"K0"[..], b"p1"]);
         publish_all(&hub, &[b"K4", b"p5"]);
-        let (_, units) = hub.last_pictures().expect("the previous GOP is whole");
+        let (_, units, _) = hub.last_pictures().expect("the previous GOP is whole");
         assert_eq!(text(&units.into()), [&b"K0"[..], b"p1", b"B2", b"p3"]);
     }
 

@@ -18,6 +18,9 @@ use super::mpjpeg;
 use super::stall::ResetOnClose;
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event, LAG_MAX, Subscriber};
 
+/// The end of a response that nothing on our side ended.
+const CLIENT_CLOSED: &str = "client closed the connection";
+
 /// Why a client's response was cut short.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -59,7 +62,7 @@ impl ClientBody {
             mpjpeg: None,
             client,
             sent: 0,
-            end: "client closed the connection",
+            end: CLIENT_CLOSED,
         }
     }
 }
@@ -131,6 +134,9 @@ impl Body for ClientBody {
 
 impl Drop for ClientBody {
     fn drop(&mut self) {
+        if self.client.reset.is_set() && self.end == CLIENT_CLOSED {
+            self.end = "stalled: took no bytes for too long";
+        }
         tracing::info!(
             peer = %self.client.peer,
             path = %self.client.path,

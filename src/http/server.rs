@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::routes::Routes;
-use super::stall::{ResetOnClose, StallGuard};
+use super::stall::{ResetOnClose, StallGuard, WRITE_STALL_MAX};
 use crate::lifecycle::Tasks;
 
 /// Unsent bytes the kernel may hold per client socket: a few chunks of a high bit-rate
@@ -74,7 +74,7 @@ async fn connection(
     cancel: CancellationToken,
 ) {
     let reset = ResetOnClose::default();
-    let socket = StallGuard::new(socket, reset.clone());
+    let socket = StallGuard::new(socket, WRITE_STALL_MAX, reset.clone());
     let service =
         service_fn(move |request| Arc::clone(&routes).handle(request, peer, reset.clone()));
     let connection = http1::Builder::new()

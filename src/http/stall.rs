@@ -19,9 +19,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// How long a client may take no bytes at all while we have some for it: longer than any
-/// network hiccup a live player survives, short enough that a dead peer frees its stream soon.
-pub const WRITE_STALL_MAX: Duration = Duration::from_secs(3);
+/// How long a client may take no bytes at all while we have some for it: longer than a slow
+/// reader's TCP window stays shut (a receiver reopens it only once half its buffer is free:
+/// 64 KiB is over 6 s at 10 KB/s), short enough that a dead peer frees its stream soon.
+pub const WRITE_STALL_MAX: Duration = Duration::from_secs(8);
 
 /// Set when a connection must end with a reset (shared by the socket and its responses).
 #[derive(Debug, Clone, Default)]
@@ -33,25 +34,29 @@ impl ResetOnClose {
         self.0.store(true, Ordering::Relaxed);
     }
 
-    fn is_set(&self) -> bool {
+    /// Whether the connection is to end with a reset (it was cut off).
+    pub fn is_set(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }
 
-/// A socket whose writes fail once they have waited [`WRITE_STALL_MAX`].
+/// A socket whose writes fail once they have waited too long ([`WRITE_STALL_MAX`]).
 pub struct StallGuard<T: std::os::fd::AsFd> {
     inner: T,
+    limit: Duration,
     deadline: Pin<Box<Sleep>>,
     waiting: bool,
     reset: ResetOnClose,
 }
 
 impl<T: std::os::fd::AsFd> StallGuard<T> {
-    /// Guards `inner`; `reset` set by anyone makes its close a reset.
-    pub fn new(inner: T, reset: ResetOnClose) -> Self {
+    /// Guards `inner`, failing writes that wait longer than `limit`; `reset` set by anyone
+    /// makes its close a reset.
+    pub fn new(inner: T, limit: Duration, reset: ResetOnClose) -> Self {
         Self {
             inner,
-            deadline: Box::pin(tokio::time::sleep(WRITE_STALL_MAX)),
+            limit,
+            deadline: Box::pin(tokio::time::sleep(limit)),
             waiting: false,
             reset,
         }
@@ -61,16 +66,15 @@ impl<T: std::os::fd::AsFd> StallGuard<T> {
     fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
         if !self.waiting {
             self.waiting = true;
-            self.deadline
-                .as_mut()
-                .reset(Instant::now() + WRITE_STALL_MAX);
+            let deadline = Instant::now() + self.limit;
+            self.deadline.as_mut().reset(deadline);
         }
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.reset.set();
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("client took no bytes for {WRITE_STALL_MAX:?}"),
+                    format!("client took no bytes for {:?}", self.limit),
                 )))
             }
             Poll::Pending => Poll::Pending,
@@ -160,7 +164,8 @@ mod tests {
             .expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
         let reset = ResetOnClose::default();
-        let mut guarded = StallGuard::new(server, reset.clone());
+        let limit = Duration::from_millis(300);
+        let mut guarded = StallGuard::new(server, limit, reset.clone());
         let started = Instant::now();
         let chunk = vec![0u8; 64 << 10];
         let error = loop {
@@ -169,7 +174,7 @@ mod tests {
             }
         };
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-        assert!(started.elapsed() >= WRITE_STALL_MAX);
+        assert!(started.elapsed() >= limit);
         assert!(reset.is_set());
         drop(guarded);
         let mut client = client;
