@@ -21,7 +21,7 @@ use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event, Hub};
 use crate::fanout::join::{BadParameter, Join, parameters};
 use crate::fanout::pipe::write_batch;
 use crate::lifecycle::Tasks;
-use crate::process::child::{self, StderrBudget};
+use crate::process::child::{self, Child, StderrBudget};
 use crate::stream::Stream;
 use tokio_util::task::AbortOnDropHandle;
 
@@ -30,6 +30,9 @@ pub const DEFAULT_QUALITY: u8 = 85;
 /// How long a request waits for an idle stream's first whole picture: a camera and its
 /// encoder take a moment to start, and a GOP can be seconds long.
 const FIRST_PICTURE_WAIT: Duration = Duration::from_secs(10);
+/// How long a decoder started ahead of need may wait for its picture: past that, nobody is
+/// polling the stream any more, and it is replaced (or, at shutdown, killed).
+const STANDBY_MAX_AGE: Duration = Duration::from_secs(30);
 /// How long a request waits for the first picture of a GOP that has just begun (a frame or
 /// two) rather than decoding the whole previous GOP, which is older and slower to decode.
 const FRESH_PICTURE_WAIT: Duration = Duration::from_millis(100);
@@ -159,6 +162,9 @@ pub enum ScreenshotError {
 #[derive(Default)]
 pub struct Screenshots {
     flights: Mutex<HashMap<(String, Format), Flight>>,
+    /// At most one waiting decoder per stream (a client cycling through qualities must not
+    /// start a decoder per quality).
+    standby: Arc<Mutex<HashMap<String, Standby>>>,
     budget: StderrBudget,
 }
 
@@ -266,17 +272,26 @@ impl Screenshots {
         {
             return Ok(jpeg);
         }
-        let decoder = decoder_program(stream);
-        decode(
-            &decoder,
-            container,
-            header,
-            units,
-            format,
-            self.budget.clone(),
-        )
-        .await
-        .map_err(|reason| ScreenshotError::Decode(name.clone(), reason))
+        let program = decoder_program(stream);
+        let argv = decoder_argv(&program, container, format);
+        let started = tokio::time::Instant::now();
+        let decoded = match self.decoder(name, &argv) {
+            Ok(child) => decode(child, header, units).await,
+            Err(error) => Err(error),
+        };
+        if let Ok(picture) = &decoded {
+            tracing::info!(
+                stream = %name,
+                format = format.mimetype(),
+                bytes = picture.len(),
+                took = ?started.elapsed(),
+                "picture decoded"
+            );
+        }
+        // Whoever polls a picture once polls it again (a wall of cameras): be ready.
+        self.prepare(name.clone(), argv);
+        decoded
+            .map_err(|reason| ScreenshotError::Decode(name.clone(), format!("{program}: {reason}")))
     }
 }
 
@@ -338,14 +353,8 @@ fn whole_jpeg(units: &[Bytes]) -> Option<Bytes> {
 }
 
 /// Runs `program` on header + units and returns the last picture it decodes.
-async fn decode(
-    program: &str,
-    container: Container,
-    header: Option<Bytes>,
-    units: Vec<Bytes>,
-    format: Format,
-    budget: StderrBudget,
-) -> Result<Bytes, String> {
+/// The decoder's command line: the newest picture of `container` bytes on stdin, in `format`.
+fn decoder_argv(program: &str, container: Container, format: Format) -> Vec<String> {
     let mut argv: Vec<String> = [program, "-hide_banner", "-loglevel", "error", "-nostdin"]
         .map(String::from)
         .to_vec();
@@ -377,13 +386,76 @@ async fn decode(
         Format::Png => argv.extend(["-c:v".into(), "png".into()]),
     }
     argv.push("pipe:1".into());
+    argv
+}
+
+/// A decoder started ahead of need: it waits on its stdin, so the next picture of the same
+/// kind does not pay ffmpeg's start-up (some 60 ms of loading its libraries here).
+struct Standby {
+    argv: Vec<String>,
+    child: Child,
+    born: tokio::time::Instant,
+}
+
+impl Screenshots {
+    /// A decoder for `argv`: the waiting one when it matches and is fresh, else a new one.
+    fn decoder(&self, stream: &str, argv: &[String]) -> Result<Child, String> {
+        let standby = self
+            .standby
+            .lock()
+            .expect("screenshot lock poisoned")
+            .remove(stream);
+        match standby {
+            Some(standby) if standby.argv == argv && standby.born.elapsed() < STANDBY_MAX_AGE => {
+                Ok(standby.child)
+            }
+            // A stale or different one is dropped, which kills it.
+            _ => spawn_decoder(argv, &self.budget),
+        }
+    }
+
+    /// Starts the decoder for the next picture of this kind, and ends it if nobody asks for
+    /// one within [`STANDBY_MAX_AGE`].
+    fn prepare(&self, stream: String, argv: Vec<String>) {
+        let Ok(child) = spawn_decoder(&argv, &self.budget) else {
+            return;
+        };
+        let born = tokio::time::Instant::now();
+        let standby = Standby { argv, child, born };
+        let waiting = Arc::clone(&self.standby);
+        waiting
+            .lock()
+            .expect("screenshot lock poisoned")
+            .insert(stream.clone(), standby);
+        tokio::spawn(async move {
+            tokio::time::sleep(STANDBY_MAX_AGE).await;
+            let mut waiting = waiting.lock().expect("screenshot lock poisoned");
+            if waiting
+                .get(&stream)
+                .is_some_and(|standby| standby.born == born)
+            {
+                waiting.remove(&stream);
+            }
+        });
+    }
+}
+
+fn spawn_decoder(argv: &[String], budget: &StderrBudget) -> Result<Child, String> {
     let spec = child::Spec {
-        argv: &argv,
+        argv,
         stdin: true,
         stderr_file: None,
-        stderr_budget: budget,
+        stderr_budget: budget.clone(),
     };
-    let mut child = child::spawn(&spec).map_err(|error| error.to_string())?;
+    child::spawn(&spec).map_err(|error| error.to_string())
+}
+
+/// Feeds header + units to a decoder and returns the picture it writes.
+async fn decode(
+    mut child: Child,
+    header: Option<Bytes>,
+    units: Vec<Bytes>,
+) -> Result<Bytes, String> {
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut input: VecDeque<Bytes> = header.into_iter().chain(units).collect();
     let writer = AbortOnDropHandle::new(tokio::spawn(async move {
@@ -392,7 +464,7 @@ async fn decode(
     }));
     let picture = child.output(PICTURE_BYTES_MAX, DECODE_TIMEOUT).await;
     drop(writer);
-    picture.map_err(|error| format!("{program}: {error}"))
+    picture.map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
