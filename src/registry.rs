@@ -28,17 +28,18 @@ impl Registry {
     pub fn start(config: &Config, tasks: &Tasks) -> Self {
         let logdir = config.logdir.as_deref();
         // A feed relayed as is by a stream carries that stream's container: the first relay
-        // (by name) whose mimetype names one decides.
+        // (by name) whose mimetype names one decides, else the first relay.
         let mut relayed_as: HashMap<&str, &str> = HashMap::new();
-        for stream in config
-            .streams
-            .values()
-            .filter(|stream| stream.command.is_none())
-        {
-            if let Some(feed) = stream.feed.as_deref()
-                && select::from_mimetype(&stream.mimetype).is_some()
-            {
-                relayed_as.entry(feed).or_insert(stream.mimetype.as_str());
+        for stream in config.streams.values() {
+            let (None, Some(feed)) = (&stream.command, stream.feed.as_deref()) else {
+                continue;
+            };
+            let names_container = select::from_mimetype(&stream.mimetype).is_some();
+            let decided = relayed_as
+                .get(feed)
+                .is_some_and(|known| !names_container || select::from_mimetype(known).is_some());
+            if !decided {
+                relayed_as.insert(feed, stream.mimetype.as_str());
             }
         }
         let feeds: HashMap<String, Arc<Hub>> = config

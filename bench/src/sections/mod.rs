@@ -125,13 +125,15 @@ impl Ctx {
     }
 
     /// The config with feed `f` (stamp at `rate_bps`), a direct-relay stream `direct` and a
-    /// `cat` stream on it (both `video/mp2t`: the server may frame them as MPEG-TS), and
-    /// `opaque`, a direct relay whose mimetype the server cannot frame (bytes only: a slow
-    /// client is cut off rather than resynchronised at a keyframe).
+    /// `cat` stream on it (both `video/mp2t`: the server frames them as MPEG-TS), and
+    /// `opaque`, a direct relay of its own feed `g` (the same stamp) whose mimetype the server
+    /// cannot frame (bytes only: a slow client is cut off rather than resynchronised at a
+    /// keyframe). A feed relayed by two streams is framed by the one that names a container,
+    /// so `opaque` needs a feed of its own.
     pub fn relay_yaml(&self, rate_bps: u64) -> String {
+        let stamp = yaml_str(&self.stamp_cmd(rate_bps));
         format!(
-            "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {}\nstreams:\n  direct:\n    feed: f\n    mimetype: video/mp2t\n  cat:\n    command: cat\n    feed: f\n    mimetype: video/mp2t\n  opaque:\n    feed: f\n    mimetype: application/octet-stream\n",
-            yaml_str(&self.stamp_cmd(rate_bps))
+            "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {stamp}\n  g:\n    command: {stamp}\nstreams:\n  direct:\n    feed: f\n    mimetype: video/mp2t\n  cat:\n    command: cat\n    feed: f\n    mimetype: video/mp2t\n  opaque:\n    feed: g\n    mimetype: text/plain\n",
         )
     }
 }

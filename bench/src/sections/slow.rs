@@ -1,4 +1,4 @@
-//! Slow clients on an opaque stream (`application/octet-stream`): 4 fast clients at 4 Mbit/s, then 4 slow ones (10 KB/s, small SO_RCVBUF) join
+//! Slow clients on an opaque stream (`text/plain`: never framed): 4 fast clients at 4 Mbit/s, then 4 slow ones (10 KB/s, small SO_RCVBUF) join
 //! for 20 s. Targets: the fast clients' p99 ≤ 1 ms; server RSS grows ≤ 2 MiB; each slow client
 //! is cut off ≤ 5 s after it starts falling behind (it falls behind from its first body byte:
 //! it reads 50× slower than the stream).
