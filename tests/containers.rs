@@ -9,12 +9,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Server, StreamReader, ffprobe_with_errors, probe_streams};
+use common::{Keeper, Server, StreamReader, ffprobe_with_errors, probe_streams};
 
 /// How long the stream runs before the clients under test join: well past the first
 /// keyframe and the header, so that they really join mid-stream.
@@ -48,48 +46,6 @@ struct Case {
     /// Whether bytes start with the stream's header: a raw mid-stream client must not (it
     /// gets live bytes, not the header). `None` when the raw start is checked otherwise.
     is_header: Option<fn(&[u8]) -> bool>,
-}
-
-/// A client that keeps reading a stream in a thread, so that the stream keeps running (and
-/// its reader never lags) while the clients under test come and go.
-struct Keeper {
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<u64>>,
-}
-
-impl Keeper {
-    fn start(mut client: StreamReader) -> Keeper {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = Arc::clone(&stop);
-            thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) && !client.is_finished() {
-                    client.read_for(Duration::from_millis(50));
-                }
-                client.total()
-            })
-        };
-        Keeper {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops reading; returns how many body bytes were read.
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .take()
-            .expect("finished once")
-            .join()
-            .expect("keeper thread")
-    }
-}
-
-impl Drop for Keeper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Time from sending the request to the first body byte, and the client for more reading.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use common::{Server, StreamReader, video_size};
+use common::{Keeper, Server, StreamReader, video_size};
 
 const FFMPEG: &str = "ffmpeg -hide_banner -loglevel error -nostdin";
 /// H.264 with a keyframe every second and no encoder delay.
@@ -75,22 +75,28 @@ fn picture(server: &Server, path: &str, mimetype: &str, size: (u32, u32)) -> Vec
     body
 }
 
-/// Keeps a client on `path` in a thread so the stream runs while pictures are taken.
-fn keep_running(server: &Server, path: &str) -> (Arc<AtomicBool>, thread::JoinHandle<u64>) {
-    let mut client = server.open(path);
+/// GETs the picture at quality 10 and at quality 95 (JPEG) and checks that the second is
+/// clearly larger. Returns both, low first.
+fn low_and_high(server: &Server, path: &str, size: (u32, u32)) -> (Vec<u8>, Vec<u8>) {
+    let low = picture(server, &format!("{path}?quality=10"), "image/jpeg", size);
+    let high = picture(server, &format!("{path}?quality=95"), "image/jpeg", size);
+    assert!(
+        high.len() > low.len() * 2,
+        "quality 95 ({} bytes) should be clearly larger than quality 10 ({} bytes)",
+        high.len(),
+        low.len()
+    );
+    (low, high)
+}
+
+/// Opens `path` and keeps reading it in a thread so the stream runs while pictures are
+/// taken; returns once the stream is warm.
+fn keep_running(server: &Server, path: &str) -> Keeper {
+    let client = server.open(path);
     assert_eq!(client.status, 200);
-    let stop = Arc::new(AtomicBool::new(false));
-    let handle = {
-        let stop = Arc::clone(&stop);
-        thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) && !client.is_finished() {
-                client.read_for(Duration::from_millis(50));
-            }
-            client.total()
-        })
-    };
+    let keeper = Keeper::start(client);
     thread::sleep(WARM_UP);
-    (stop, handle)
+    keeper
 }
 
 #[test]
@@ -99,17 +105,10 @@ fn mpegts_jpeg_quality_and_png() {
         "streams:\n  cam:\n    command: {}\n    mimetype: video/mp2t\n    url: /cam.ts\n",
         ts_command("320x240")
     ));
-    let (stop, keeper) = keep_running(&server, "/stream/cam");
+    let keeper = keep_running(&server, "/stream/cam");
     let size = (320, 240);
     let default = picture(&server, "/stream/cam/pic", "image/jpeg", size);
-    let low = picture(&server, "/stream/cam/pic?quality=10", "image/jpeg", size);
-    let high = picture(&server, "/stream/cam/pic?quality=95", "image/jpeg", size);
-    assert!(
-        high.len() > low.len() * 2,
-        "quality 95 ({} bytes) should be clearly larger than quality 10 ({} bytes)",
-        high.len(),
-        low.len()
-    );
+    let (low, high) = low_and_high(&server, "/stream/cam/pic", size);
     assert!(
         default.len() > low.len() && default.len() < high.len(),
         "default quality 85 ({} bytes) lies between 10 ({}) and 95 ({})",
@@ -126,8 +125,7 @@ fn mpegts_jpeg_quality_and_png() {
         let resp = server.get(&format!("/stream/cam/pic?{bad}"));
         assert_eq!(resp.status, 400, "?{bad}: {}", resp.text());
     }
-    stop.store(true, Ordering::Relaxed);
-    assert!(keeper.join().expect("keeper") > 0);
+    assert!(keeper.finish() > 0);
 }
 
 #[test]
@@ -135,19 +133,11 @@ fn webm_jpeg_and_png() {
     let server = Server::start(&format!(
         "streams:\n  cam:\n    command: {FFMPEG} -re -f lavfi -i testsrc2=size=240x180:rate=10 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -lag-in-frames 0 -g 10 -b:v 300k -f webm -cluster_time_limit 100 -flush_packets 1 -\n    mimetype: video/webm\n"
     ));
-    let (stop, keeper) = keep_running(&server, "/stream/cam");
+    let keeper = keep_running(&server, "/stream/cam");
     let size = (240, 180);
-    let low = picture(&server, "/stream/cam/pic?quality=10", "image/jpeg", size);
-    let high = picture(&server, "/stream/cam/pic?quality=95", "image/jpeg", size);
-    assert!(
-        high.len() > low.len() * 2,
-        "quality 95 ({}) vs 10 ({})",
-        high.len(),
-        low.len()
-    );
+    low_and_high(&server, "/stream/cam/pic", size);
     picture(&server, "/stream/cam/pic.png", "image/png", size);
-    stop.store(true, Ordering::Relaxed);
-    assert!(keeper.join().expect("keeper") > 0);
+    assert!(keeper.finish() > 0);
 }
 
 #[test]
@@ -155,7 +145,7 @@ fn mpjpeg_default_jpeg_is_the_last_part_and_png_decodes() {
     let server = Server::start(&format!(
         "streams:\n  cam:\n    command: {FFMPEG} -re -f lavfi -i testsrc2=size=160x120:rate=10 -c:v mjpeg -q:v 10 -f mpjpeg -boundary_tag ffmpeg -flush_packets 1 -\n    mimetype: multipart/x-mixed-replace;boundary=ffmpeg\n"
     ));
-    let (stop, keeper) = keep_running(&server, "/stream/cam");
+    let keeper = keep_running(&server, "/stream/cam");
     let size = (160, 120);
     let jpeg = picture(&server, "/stream/cam/pic", "image/jpeg", size);
     // The part itself, no re-encoding: exactly one JPEG, ending with its EOI.
@@ -166,17 +156,9 @@ fn mpjpeg_default_jpeg_is_the_last_part_and_png_decodes() {
         0,
         "no decoder for the default JPEG of an MJPEG stream"
     );
-    let low = picture(&server, "/stream/cam/pic?quality=10", "image/jpeg", size);
-    let high = picture(&server, "/stream/cam/pic?quality=95", "image/jpeg", size);
-    assert!(
-        high.len() > low.len() * 2,
-        "quality 95 ({}) vs 10 ({})",
-        high.len(),
-        low.len()
-    );
+    low_and_high(&server, "/stream/cam/pic", size);
     picture(&server, "/stream/cam/pic?format=png", "image/png", size);
-    stop.store(true, Ordering::Relaxed);
-    assert!(keeper.join().expect("keeper") > 0);
+    assert!(keeper.finish() > 0);
 }
 
 #[test]
@@ -226,7 +208,7 @@ fn concurrent_requests_share_one_decode() {
         "streams:\n  cam:\n    command: {}\n    mimetype: video/mp2t\n",
         ts_command("320x240")
     )));
-    let (stop, keeper) = keep_running(&server, "/stream/cam");
+    let keeper = keep_running(&server, "/stream/cam");
 
     // Watch the server's descendants for decoders while the requests are in flight.
     let watching = Arc::new(AtomicBool::new(true));
@@ -307,6 +289,5 @@ fn concurrent_requests_share_one_decode() {
         most == 1 && (1..=2).contains(&seen),
         "{CLIENTS} concurrent requests saw {seen} decoders ({most} at once)"
     );
-    stop.store(true, Ordering::Relaxed);
-    assert!(keeper.join().expect("keeper") > 0);
+    assert!(keeper.finish() > 0);
 }

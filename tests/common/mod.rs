@@ -21,6 +21,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -800,6 +801,49 @@ impl StreamReader {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A client kept reading in a thread so its stream runs while a test does other things;
+/// dropping it stops the reading.
+pub struct Keeper {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Keeper {
+    /// Reads `client` in a thread until [`Keeper::finish`] (or its stream ends).
+    pub fn start(mut client: StreamReader) -> Keeper {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) && !client.is_finished() {
+                    client.read_for(Duration::from_millis(50));
+                }
+                client.total()
+            })
+        };
+        Keeper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops reading; returns how many body bytes were read.
+    pub fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("finished once")
+            .join()
+            .expect("keeper thread")
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 mod dechunk;
 mod lag;
+pub mod oneshot;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;

@@ -158,13 +158,7 @@ async fn twin(
     let all_started = clients.wait_started(Duration::from_secs(30)).await;
     let connected = clients.board.connected.get();
     if connected == 0 {
-        let why = clients
-            .board
-            .fail_reasons
-            .borrow()
-            .first()
-            .cloned()
-            .unwrap_or_default();
+        let why = clients.first_fail_reason();
         ctx.push(Row::error(
             "framing",
             name,

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::Command;
+use tokio::process::{Child, ChildStdout, Command};
 
-use super::{Clients, Ctx, fill, floor_ratio, lossless, measure, server_error, stream_req};
+use super::{Clients, Ctx, Window, fill, floor_ratio, lossless, measure, server_error, stream_req};
 use crate::client::{Pace, Request, Tracker};
 use crate::report::Row;
 
@@ -32,6 +32,31 @@ fn window(ctx: &Ctx, rate: u64) -> std::time::Duration {
     }
 }
 
+/// Starts the stamping feed at `rate` as a child of the bench (killed when dropped), with its
+/// stdout.
+fn spawn_stamp(ctx: &Ctx, rate: u64) -> Result<(Child, ChildStdout), String> {
+    let mut child = Command::new(&ctx.stamp)
+        .arg("--rate-bps")
+        .arg(rate.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("spawn stamp: {e}"))?;
+    let out = child.stdout.take().expect("stdout is piped");
+    Ok((child, out))
+}
+
+/// Measures a floor row's window after the warm-up: the feeds are the bench's own children.
+async fn measure_floor(ctx: &Ctx, clients: &Clients, rate: u64) -> Window {
+    tokio::time::sleep(super::WARMUP + Duration::from_millis(200)).await;
+    measure(
+        &[&clients.board],
+        Some(std::process::id()),
+        window(ctx, rate),
+    )
+    .await
+}
+
 /// Runs the six rows.
 pub async fn run(ctx: &mut Ctx) {
     for (rate, label) in RATES {
@@ -50,24 +75,10 @@ async fn floor(ctx: &mut Ctx, rate: u64, label: &str) {
     let clients = Clients::new();
     let mut children = Vec::new();
     for _ in 0..floor_pipes(rate) {
-        let child = Command::new(&ctx.stamp)
-            .arg("--rate-bps")
-            .arg(rate.to_string())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                return ctx.push(Row::error(
-                    "latency",
-                    name,
-                    "-",
-                    format!("spawn stamp: {e}"),
-                ));
-            }
+        let (child, mut out) = match spawn_stamp(ctx, rate) {
+            Ok(spawned) => spawned,
+            Err(e) => return ctx.push(Row::error("latency", name, "-", e)),
         };
-        let mut out = child.stdout.take().expect("stdout is piped");
         let mut tracker = Tracker::new(clients.board.clone());
         children.push(child);
         tokio::task::spawn_local(async move {
@@ -80,13 +91,7 @@ async fn floor(ctx: &mut Ctx, rate: u64, label: &str) {
             }
         });
     }
-    tokio::time::sleep(super::WARMUP + Duration::from_millis(200)).await;
-    let w = measure(
-        &[&clients.board],
-        Some(std::process::id()),
-        window(ctx, rate),
-    )
-    .await;
+    let w = measure_floor(ctx, &clients, rate).await;
     drop(children);
     let mut row = Row::new("latency", name);
     row.clients = match floor_pipes(rate) {
@@ -150,24 +155,10 @@ async fn tcp_floor(ctx: &mut Ctx, rate: u64, label: &str) {
         }
         socks.push(s);
     }
-    let mut child = match Command::new(&ctx.stamp)
-        .arg("--rate-bps")
-        .arg(rate.to_string())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return ctx.push(Row::error(
-                "latency",
-                name,
-                "-",
-                format!("spawn stamp: {e}"),
-            ));
-        }
+    let (child, mut out) = match spawn_stamp(ctx, rate) {
+        Ok(spawned) => spawned,
+        Err(e) => return ctx.push(Row::error("latency", name, "-", e)),
     };
-    let mut out = child.stdout.take().expect("stdout is piped");
     let torn = std::rc::Rc::new(std::cell::Cell::new(0u64));
     let torn2 = torn.clone();
     let relay = tokio::task::spawn_local(async move {
@@ -180,13 +171,7 @@ async fn tcp_floor(ctx: &mut Ctx, rate: u64, label: &str) {
             }
         }
     });
-    tokio::time::sleep(super::WARMUP + Duration::from_millis(200)).await;
-    let w = measure(
-        &[&clients.board],
-        Some(std::process::id()),
-        window(ctx, rate),
-    )
-    .await;
+    let w = measure_floor(ctx, &clients, rate).await;
     relay.abort();
     drop(child);
     let mut row = Row::new("latency", name);
@@ -222,13 +207,7 @@ async fn through_server(ctx: &mut Ctx, rate: u64, label: &str, stream: &str, wha
     clients.wait_started(Duration::from_secs(10)).await;
     let failed = clients.board.failed.get();
     if clients.board.connected.get() == 0 {
-        let why = clients
-            .board
-            .fail_reasons
-            .borrow()
-            .first()
-            .cloned()
-            .unwrap_or_default();
+        let why = clients.first_fail_reason();
         ctx.push(Row::error(
             "latency",
             name,

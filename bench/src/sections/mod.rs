@@ -189,6 +189,16 @@ impl Clients {
         true
     }
 
+    /// Why the first client that failed did (empty if none failed).
+    pub fn first_fail_reason(&self) -> String {
+        self.board
+            .fail_reasons
+            .borrow()
+            .first()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// How many clients started.
     pub fn spawned(&self) -> usize {
         self.spawned

@@ -6,13 +6,12 @@
 //! Between tries the bench waits until the server has stopped the stream's process, so that
 //! every try is a cold on-demand start.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{Ctx, server_error};
-use crate::client::Dechunker;
+use crate::client::oneshot::{connect, first_body, write_get};
 use crate::procstat;
 use crate::report::{Row, ms};
 use voyandz_bench::clock::now_ns;
@@ -161,46 +160,8 @@ fn direct_once(ctx: &Ctx) -> Result<u64, String> {
 /// connect → GET → response head and first body byte, ns (both from before `connect`).
 fn server_once(addr: std::net::SocketAddr) -> Result<(u64, u64), String> {
     let t0 = now_ns();
-    let mut s =
-        TcpStream::connect_timeout(&addr, TRY_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    s.set_nodelay(true).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(TRY_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"GET /stream/od HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: voyandz-bench\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    let mut buf = [0u8; 4096];
-    let mut head = Vec::new();
-    let mut head_at = None;
-    let mut chunked = false;
-    let mut dechunk = Dechunker::default();
-    loop {
-        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
-        let now = now_ns();
-        if n == 0 {
-            return Err("closed before the first body byte".into());
-        }
-        let mut body: &[u8] = &buf[..n];
-        if head_at.is_none() {
-            head.extend_from_slice(&buf[..n]);
-            let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
-            if !text.starts_with("http/1.1 200") && !text.starts_with("http/1.0 200") {
-                return Err(format!("status {:?}", text.lines().next().unwrap_or("")));
-            }
-            chunked = text.contains("transfer-encoding: chunked");
-            head_at = Some(now - t0);
-            let start = n - (head.len() - (end + 4));
-            body = &buf[start..n];
-        }
-        let mut got = !body.is_empty();
-        if chunked {
-            got = false;
-            dechunk.feed(body, |b| got |= !b.is_empty())?;
-        }
-        if got {
-            return Ok((head_at.expect("head parsed"), now - t0));
-        }
-    }
+    let mut s = connect(addr, TRY_TIMEOUT)?;
+    write_get(&mut s, "/stream/od")?;
+    let first = first_body(&mut s, &mut [0u8; 4096])?;
+    Ok((first.head_at - t0, first.body_at - t0))
 }

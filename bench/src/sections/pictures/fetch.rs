@@ -2,11 +2,12 @@
 //! picture response (Content-Length, chunked or close-delimited) or a stream response up to
 //! its first body byte; and the checks that a body is a JPEG or PNG of the stream's size.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::net::{SocketAddr, TcpStream};
 
 use super::{HEIGHT, REQUEST_TIMEOUT, WIDTH};
 use crate::client::Dechunker;
+use crate::client::oneshot::{connect, first_body, parse_head, write_get};
 use voyandz_bench::clock::now_ns;
 
 /// A picture request's outcome.
@@ -26,50 +27,10 @@ pub(super) struct Reply {
 /// to the close).
 pub(super) fn get(addr: SocketAddr, path: &str) -> Result<Reply, String> {
     let t0 = now_ns();
-    let mut s = connect(addr)?;
+    let mut s = connect(addr, REQUEST_TIMEOUT)?;
     write_get(&mut s, path)?;
     let written_at = now_ns();
     read_reply(&mut s, t0, written_at)
-}
-
-pub(super) fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
-    let s =
-        TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    s.set_nodelay(true).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(REQUEST_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    Ok(s)
-}
-
-pub(super) fn write_get(s: &mut TcpStream, path: &str) -> Result<(), String> {
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: voyandz-bench\r\n\r\n")
-            .as_bytes(),
-    )
-    .map_err(|e| format!("write: {e}"))
-}
-
-/// Parses a response head: status, content type, chunked, content length.
-pub(super) fn parse_head(head: &[u8]) -> (u16, String, bool, Option<usize>) {
-    let text = String::from_utf8_lossy(head).to_string();
-    let mut lines = text.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (mut ctype, mut chunked, mut length) = (String::new(), false, None);
-    for l in lines {
-        let (k, v) = l.split_once(':').unwrap_or((l, ""));
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
-        match k.as_str() {
-            "content-type" => ctype = v,
-            "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
-            "content-length" => length = v.parse().ok(),
-            _ => {}
-        }
-    }
-    (status, ctype, chunked, length)
 }
 
 pub(super) fn read_reply(s: &mut TcpStream, t0: u64, written_at: u64) -> Result<Reply, String> {
@@ -78,21 +39,14 @@ pub(super) fn read_reply(s: &mut TcpStream, t0: u64, written_at: u64) -> Result<
     let mut head: Option<(u16, String, bool, Option<usize>, usize)> = None;
     let mut body = Vec::new();
     let mut dechunk = Dechunker::default();
-    loop {
+    let (status, content_type, done_at) = loop {
         let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
         let now = now_ns();
         if n == 0 {
             let Some((status, content_type, ..)) = head else {
                 return Err("closed before the response head".into());
             };
-            return Ok(Reply {
-                status,
-                content_type,
-                body,
-                total_ns: now - t0,
-                written_at,
-                done_at: now,
-            });
+            break (status, content_type, now);
         }
         let mut data: &[u8] = &buf[..n];
         if head.is_none() {
@@ -117,16 +71,17 @@ pub(super) fn read_reply(s: &mut TcpStream, t0: u64, written_at: u64) -> Result<
             length.is_some_and(|l| body.len() >= l)
         };
         if complete {
-            return Ok(Reply {
-                status,
-                content_type,
-                body,
-                total_ns: now - t0,
-                written_at,
-                done_at: now,
-            });
+            break (status, content_type, now);
         }
-    }
+    };
+    Ok(Reply {
+        status,
+        content_type,
+        body,
+        total_ns: done_at - t0,
+        written_at,
+        done_at,
+    })
 }
 
 /// Width and height of a baseline or progressive JPEG (its SOF marker).
@@ -190,41 +145,10 @@ pub(super) fn check_picture(r: &Reply) -> Result<(), String> {
 /// first de-chunked body bytes).
 pub(super) fn first_body_byte(addr: SocketAddr, path: &str) -> Result<(u64, u64, Vec<u8>), String> {
     let t0 = now_ns();
-    let mut s = connect(addr)?;
+    let mut s = connect(addr, REQUEST_TIMEOUT)?;
     write_get(&mut s, path)?;
     let written_at = now_ns();
     let mut buf = vec![0u8; 256 * 1024];
-    let mut raw = Vec::new();
-    let mut chunked = None;
-    let mut dechunk = Dechunker::default();
-    loop {
-        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
-        let now = now_ns();
-        if n == 0 {
-            return Err("closed before the first body byte".into());
-        }
-        let mut data: &[u8] = &buf[..n];
-        if chunked.is_none() {
-            raw.extend_from_slice(data);
-            let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            let (status, _, is_chunked, _) = parse_head(&raw[..end]);
-            if status != 200 {
-                return Err(format!("status {status}"));
-            }
-            chunked = Some(is_chunked);
-            let start = n - (raw.len() - (end + 4));
-            data = &buf[start..n];
-        }
-        let mut body = Vec::new();
-        if chunked == Some(true) {
-            dechunk.feed(data, |b| body.extend_from_slice(b))?;
-        } else {
-            body.extend_from_slice(data);
-        }
-        if !body.is_empty() {
-            return Ok((now - t0, now - written_at, body));
-        }
-    }
+    let first = first_body(&mut s, &mut buf)?;
+    Ok((first.body_at - t0, first.body_at - written_at, first.body))
 }

@@ -24,10 +24,11 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use super::{Ctx, server_error};
+use crate::client::oneshot::{connect, write_get};
 use crate::procstat::{self, CpuSnap, MachineTicks};
 use crate::report::{Row, Verdict, ms};
 use crate::server::yaml_str;
-use fetch::{Reply, check_picture, connect, first_body_byte, get, read_reply, write_get};
+use fetch::{Reply, check_picture, first_body_byte, get, read_reply};
 use reference::{add_reference, make_reference};
 use voyandz_bench::clock::now_ns;
 
@@ -327,7 +328,7 @@ fn concurrent(addr: SocketAddr, pid: u32, name: &str) -> Row {
     for _ in 0..BATCH {
         let start = start.clone();
         workers.push(std::thread::spawn(move || {
-            let conn = connect(addr);
+            let conn = connect(addr, REQUEST_TIMEOUT);
             start.wait();
             let mut s = conn?;
             write_get(&mut s, path)?;

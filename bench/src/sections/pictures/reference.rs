@@ -14,19 +14,17 @@ const REFERENCE_FRAMES: &str = "25";
 /// Timed runs of the decoder on the reference file.
 const REFERENCE_RUNS: usize = 5;
 
+/// `ffmpeg` that prints only errors and never reads the terminal.
+fn quiet_ffmpeg() -> std::process::Command {
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"]);
+    cmd
+}
+
 /// Encodes the reference: 25 frames (1 s) of the feed's picture and codec settings, one GOP.
 pub(super) fn make_reference(path: &Path) -> Result<(), String> {
-    let out = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-nostdin",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
+    let out = quiet_ffmpeg()
+        .args(["-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size={WIDTH}x{HEIGHT}:rate=25"))
         .args([
             "-frames:v",
@@ -70,15 +68,8 @@ pub(super) fn add_reference(row: &mut Row, made: &Result<(), String>, file: &Pat
             return;
         };
         let t0 = now_ns();
-        let out = std::process::Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-nostdin",
-                "-f",
-                "mpegts",
-            ])
+        let out = quiet_ffmpeg()
+            .args(["-f", "mpegts"])
             .args(["-i", "pipe:0", "-an", "-vf", "reverse", "-frames:v", "1"])
             .args(["-f", "image2pipe"])
             .args(codec)
