@@ -87,11 +87,6 @@ impl Registry {
         self.paths.get(path)
     }
 
-    /// The stream called `name`.
-    pub fn stream(&self, name: &str) -> Option<&Arc<Stream>> {
-        self.streams.get(name)
-    }
-
     /// Where per-client tasks are spawned.
     pub fn tasks(&self) -> &Tasks {
         &self.tasks

@@ -129,19 +129,28 @@ impl Ring {
             .map(|mark| mark.offset)
     }
 
-    /// Appends to `batch` up to `max` chunks, and about [`BATCH_BYTES_MAX`] bytes, from hub
-    /// offset `offset`, the first one sliced (no copy); returns the sequence number after the
-    /// last chunk taken.
+    /// Appends to `batch` the chunks from hub offset `offset` on (see [`Ring::take`]).
     fn take_from(&self, offset: u64, batch: &mut VecDeque<Bytes>, max: usize) -> u64 {
         let start = self
             .chunks
             .partition_point(|slot| slot.offset + slot.data.len() as u64 <= offset);
-        let (mut taken, mut bytes) = (0, 0);
+        let skip = self
+            .chunks
+            .get(start)
+            .map_or(0, |slot| offset.saturating_sub(slot.offset) as usize);
+        self.take(start, skip, batch, max)
+    }
+
+    /// Appends to `batch` up to `max` chunks, and about [`BATCH_BYTES_MAX`] bytes, from the
+    /// chunk at index `start` on, less its first `skip` bytes (a slice, no copy); returns the
+    /// sequence number after the last chunk taken.
+    fn take(&self, start: usize, skip: usize, batch: &mut VecDeque<Bytes>, max: usize) -> u64 {
+        let (mut taken, mut bytes, mut skip) = (0, 0, skip);
         for slot in self.chunks.range(start..).take(max) {
-            let skip = offset.saturating_sub(slot.offset) as usize;
             batch.push_back(slot.data.slice(skip..));
             taken += 1;
             bytes += slot.data.len() - skip;
+            skip = 0;
             if bytes >= BATCH_BYTES_MAX {
                 break;
             }
@@ -269,8 +278,8 @@ impl Hub {
         Self::restart_framing(&mut ring);
     }
 
-    /// The producer is idle and will start afresh for its next subscriber: its past failure
-    /// is no news to that subscriber.
+    /// The producer is idle and starts afresh for its next subscriber: its past failure is no
+    /// news to that subscriber.
     pub fn forget_failure(&self) {
         self.lock().failing = false;
     }
@@ -367,11 +376,6 @@ impl Hub {
     pub fn demand(&self) -> watch::Receiver<usize> {
         self.demand.subscribe()
     }
-
-    /// Bytes published since the hub was made.
-    pub fn published_bytes(&self) -> u64 {
-        self.lock().published_bytes
-    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -462,8 +466,8 @@ impl Subscriber {
         }
         let next_seq = ring.next_seq();
         if self.wait.is_none() && self.cursor < next_seq {
-            let offset = ring.chunks[(self.cursor - ring.first_seq) as usize].offset;
-            self.cursor = ring.take_from(offset, batch, max);
+            let start = (self.cursor - ring.first_seq) as usize;
+            self.cursor = ring.take(start, 0, batch, max);
             return Poll::Ready(Event::Data);
         }
         // A failure first: when a producer failed and so ended, the reason is what matters.
