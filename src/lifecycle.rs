@@ -110,11 +110,13 @@ pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken) {
     let mut resurrection = Resurrection::default();
     loop {
         if job.mode != Mode::Continuous {
+            if *demand.borrow() == 0 {
+                // Idle: the next client starts a fresh run, whose failure (if any) it must
+                // hear of, not an old one.
+                hub.forget_failure();
+            }
             if !wait_for_demand(&mut demand, &cancel).await {
                 return;
-            }
-            if !resurrection.failing() {
-                hub.forget_failure();
             }
         }
         let started = Instant::now();
