@@ -234,13 +234,12 @@ impl Screenshots {
             let mut batch = VecDeque::new();
             loop {
                 let mut patience = FIRST_PICTURE_WAIT;
-                if let Some((container, header, units, current)) = pictures(&hub, name)? {
+                if let Some(found) = pictures(&hub, name)? {
                     // A new GOP has just begun: its first picture is a frame away, and it is
                     // both newer and far quicker to decode than the whole previous GOP.
-                    let jpeg = matches!(container, Container::Mjpeg | Container::Mpjpeg);
                     patience = FRESH_PICTURE_WAIT.saturating_sub(asked.elapsed());
-                    if current || jpeg || patience.is_zero() {
-                        return Ok((container, header, units));
+                    if found.current || found.is_jpeg() || patience.is_zero() {
+                        return Ok(found);
                     }
                 }
                 batch.clear();
@@ -258,25 +257,24 @@ impl Screenshots {
             }
         })
         .await;
-        let (container, header, units) =
+        let found =
             waited.map_err(|_| ScreenshotError::NoPicture(name.clone(), FIRST_PICTURE_WAIT))??;
         drop(subscriber);
-        let is_jpeg = matches!(container, Container::Mjpeg | Container::Mpjpeg);
-        if is_jpeg
+        if found.is_jpeg()
             && format
                 == (Format::Jpeg {
                     quality: DEFAULT_QUALITY,
                     explicit: false,
                 })
-            && let Some(jpeg) = whole_jpeg(&units)
+            && let Some(jpeg) = whole_jpeg(&found.units)
         {
             return Ok(jpeg);
         }
         let program = decoder_program(stream);
-        let argv = decoder_argv(&program, container, format);
+        let argv = decoder_argv(&program, found.container, format);
         let started = tokio::time::Instant::now();
         let decoded = match self.decoder(name, &argv) {
-            Ok(child) => decode(child, header, units).await,
+            Ok(child) => decode(child, found.header, found.units).await,
             Err(error) => Err(error),
         };
         if let Ok(picture) = &decoded {
@@ -295,12 +293,25 @@ impl Screenshots {
     }
 }
 
+/// A stream's newest whole pictures, as a decoder needs them.
+struct Pictures {
+    container: Container,
+    header: Option<Bytes>,
+    /// From a keyframe on, whole units only.
+    units: Vec<Bytes>,
+    /// From the current GOP (else from the previous, older one).
+    current: bool,
+}
+
+impl Pictures {
+    /// Each unit is a whole JPEG: no GOP to wait for, and possibly no decoder at all.
+    fn is_jpeg(&self) -> bool {
+        matches!(self.container, Container::Mjpeg | Container::Mpjpeg)
+    }
+}
+
 /// The container, header and newest whole pictures of a hub, once there are some.
-#[allow(clippy::type_complexity)]
-fn pictures(
-    hub: &Hub,
-    name: &str,
-) -> Result<Option<(Container, Option<Bytes>, Vec<Bytes>, bool)>, ScreenshotError> {
+fn pictures(hub: &Hub, name: &str) -> Result<Option<Pictures>, ScreenshotError> {
     let Some(info) = hub.framing_info() else {
         return Err(ScreenshotError::Opaque(name.to_string()));
     };
@@ -309,7 +320,12 @@ fn pictures(
     }
     Ok(hub
         .last_pictures()
-        .map(|(header, units, current)| (info.container, header, units, current)))
+        .map(|(header, units, current)| Pictures {
+            container: info.container,
+            header,
+            units,
+            current,
+        }))
 }
 
 /// The program that decodes `stream`'s pictures: `decoder:`, else the stream's own program

@@ -165,6 +165,9 @@ impl Routes {
             subscriber.next(&mut first, BATCH_CHUNKS_MAX),
         )
         .await;
+        if let Ok(Event::Lagged) = waited {
+            subscriber.skip_to_live();
+        }
         match waited {
             Ok(Event::Failed(reason)) => {
                 tracing::warn!(peer = %client.peer, path = %client.path, %reason, "stream could not start");
@@ -172,12 +175,7 @@ impl Routes {
             }
             Ok(Event::Ended) => text(StatusCode::BAD_GATEWAY, "stream ended\n"),
             Ok(Event::Closed) => text(StatusCode::SERVICE_UNAVAILABLE, "server stopping\n"),
-            Ok(Event::Lagged) => {
-                subscriber.skip_to_live();
-                let body = ClientBody::new(subscriber, first, client);
-                stream_response(mimetype, Either::Right(body))
-            }
-            Ok(Event::Data | Event::Skipped) | Err(_) => {
+            Ok(Event::Data | Event::Skipped | Event::Lagged) | Err(_) => {
                 let raw_mjpeg = subscriber
                     .hub()
                     .framing_info()
