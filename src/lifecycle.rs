@@ -159,7 +159,7 @@ pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken) {
             continue;
         }
         let now = Instant::now();
-        let verdict = resurrection.record_exit(now - started, now);
+        let verdict = resurrection.record_exit(now - started, produced, now);
         match verdict.log {
             Some(LogAs::First) => tracing::warn!(
                 %reason,

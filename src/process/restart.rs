@@ -1,18 +1,25 @@
 //! Resurrection policy: when to start a command again after it died, and when to say so.
 //!
 //! The spec: a dead feed "must be resurrected immediately ... There should be no limit to
-//! resurrection attempts, however repeated failures should have limited error logging." A
-//! command that had been running fine is restarted at once; one that keeps failing at start is
-//! restarted after growing, capped delays, never giving up. The first failure is logged with the
-//! tail of the command's stderr; later ones are summed up once per [`SUMMARY_INTERVAL`].
+//! resurrection attempts, however repeated failures should have limited error logging." A run
+//! that was healthy (it delivered bytes) is restarted at once, and its death is news every
+//! time: it is logged, and so is the next start. A brief healthy run (shorter than
+//! [`HEALTHY_RUN`]) must be followed by a long one before a brief one counts as healthy
+//! again, so that a command that delivers a little and exits at once, over and over, costs
+//! at most a few lines: it is a failing start. A command that keeps failing at start is
+//! restarted after growing, capped delays, never giving up; the first failure of such a series
+//! is logged with the tail of the command's stderr, later ones are summed up once per
+//! [`SUMMARY_INTERVAL`].
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// A run at least this long, or one that delivered bytes for at least this long, counts as
-/// "running fine": its death is a fresh failure, resurrected at once.
-pub const HEALTHY_RUN: Duration = Duration::from_secs(5);
+/// A run that delivered bytes for at least this long is always healthy; a briefer one only
+/// when the healthy run before it was not brief. Short enough that a feed killed two seconds
+/// after its resurrection is still news; long enough that a command that prints a little and
+/// exits at once becomes a failing start, whose logging is rate-limited.
+pub const HEALTHY_RUN: Duration = Duration::from_secs(1);
 /// First delay after a failed start; doubled on each further failure.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// The longest delay between two starts of a command that keeps failing: short enough that a
@@ -46,14 +53,20 @@ pub enum LogAs {
 #[derive(Debug, Default)]
 pub struct Resurrection {
     consecutive: u32,
+    /// The last healthy run was shorter than [`HEALTHY_RUN`]: the next one must not be.
+    brief: bool,
     unlogged: u64,
     last_logged: Option<Instant>,
 }
 
 impl Resurrection {
-    /// Records that a run that lasted `ran` ended, and says when to run again.
-    pub fn record_exit(&mut self, ran: Duration, now: Instant) -> Verdict {
-        if ran >= HEALTHY_RUN {
+    /// Records that a run that lasted `ran` and delivered `produced` bytes ended, and says
+    /// when to run again.
+    pub fn record_exit(&mut self, ran: Duration, produced: u64, now: Instant) -> Verdict {
+        let long = ran >= HEALTHY_RUN;
+        let healthy = produced > 0 && (long || (self.consecutive == 0 && !self.brief));
+        if healthy {
+            self.brief = !long;
             self.consecutive = 0;
             self.unlogged = 0;
             self.last_logged = Some(now);
@@ -98,10 +111,71 @@ mod tests {
     #[test]
     fn healthy_run_is_resurrected_at_once_and_logged() {
         let mut policy = Resurrection::default();
-        let verdict = policy.record_exit(HEALTHY_RUN, Instant::now());
+        let verdict = policy.record_exit(HEALTHY_RUN, 1, Instant::now());
         assert_eq!(verdict.delay, Duration::ZERO);
         assert_eq!(verdict.log, Some(LogAs::First));
         assert!(!policy.failing());
+    }
+
+    #[test]
+    fn every_death_of_a_healthy_run_is_logged_even_in_a_series() {
+        let mut policy = Resurrection::default();
+        let start = Instant::now();
+        for i in 0..5 {
+            let at = start + HEALTHY_RUN * 2 * i;
+            let verdict = policy.record_exit(HEALTHY_RUN * 2, 1000, at);
+            assert_eq!(
+                verdict,
+                Verdict {
+                    delay: Duration::ZERO,
+                    log: Some(LogAs::First)
+                }
+            );
+            assert!(!policy.failing(), "its next start is logged too");
+        }
+    }
+
+    #[test]
+    fn a_brief_healthy_run_needs_a_long_one_before_the_next_brief_one() {
+        let mut policy = Resurrection::default();
+        let now = Instant::now();
+        let brief = HEALTHY_RUN / 4;
+        assert_eq!(policy.record_exit(brief, 10, now).log, Some(LogAs::First));
+        assert!(
+            !policy.failing(),
+            "a feed killed soon after it started is news"
+        );
+        assert_eq!(
+            policy.record_exit(HEALTHY_RUN, 10, now).log,
+            Some(LogAs::First)
+        );
+        assert!(!policy.failing());
+        assert_eq!(policy.record_exit(brief, 10, now).log, Some(LogAs::First));
+        assert!(!policy.failing());
+        // Brief after brief: a command that prints a little and exits is failing at start.
+        policy.record_exit(brief, 10, now);
+        assert!(policy.failing());
+        assert_eq!(policy.record_exit(brief, 10, now).log, None);
+    }
+
+    #[test]
+    fn a_run_without_bytes_or_too_short_is_a_failed_start() {
+        let mut policy = Resurrection::default();
+        let now = Instant::now();
+        assert_eq!(
+            policy.record_exit(HEALTHY_RUN * 60, 0, now).log,
+            Some(LogAs::First)
+        );
+        assert!(
+            policy.failing(),
+            "a long run that never delivered a byte failed"
+        );
+        assert_eq!(policy.record_exit(HEALTHY_RUN / 2, 5000, now).log, None);
+        assert_eq!(
+            policy.record_exit(Duration::ZERO, 10, now).delay,
+            BACKOFF_MIN * 2
+        );
+        assert!(policy.failing());
     }
 
     #[test]
@@ -109,7 +183,7 @@ mod tests {
         let mut policy = Resurrection::default();
         let now = Instant::now();
         let delays: Vec<Duration> = (0..12)
-            .map(|_| policy.record_exit(Duration::ZERO, now).delay)
+            .map(|_| policy.record_exit(Duration::ZERO, 0, now).delay)
             .collect();
         assert_eq!(delays[0], Duration::ZERO);
         assert_eq!(delays[1], BACKOFF_MIN);
@@ -123,16 +197,16 @@ mod tests {
         let mut policy = Resurrection::default();
         let start = Instant::now();
         assert_eq!(
-            policy.record_exit(Duration::ZERO, start).log,
+            policy.record_exit(Duration::ZERO, 0, start).log,
             Some(LogAs::First)
         );
         for i in 1..10 {
             let at = start + Duration::from_secs(i);
-            assert_eq!(policy.record_exit(Duration::ZERO, at).log, None);
+            assert_eq!(policy.record_exit(Duration::ZERO, 0, at).log, None);
         }
         let later = start + SUMMARY_INTERVAL;
         assert_eq!(
-            policy.record_exit(Duration::ZERO, later).log,
+            policy.record_exit(Duration::ZERO, 0, later).log,
             Some(LogAs::Summary { failures: 10 })
         );
     }
