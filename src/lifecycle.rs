@@ -21,7 +21,7 @@ use crate::config::Mode;
 use crate::fanout::hub::Hub;
 use crate::fanout::join::Join;
 use crate::fanout::pipe::{PipeEnd, pipe_into};
-use crate::feed::source;
+use crate::feed::source::{self, WriterGone};
 use crate::process::child::{self, StderrBudget};
 use crate::process::restart::{LogAs, Resurrection};
 
@@ -252,7 +252,7 @@ async fn run_once(
     resurrection: &Resurrection,
 ) -> RunEnd {
     match &job.input {
-        Input::File(path) => run_file(path, hub, job.mode, demand, cancel).await,
+        Input::File(path) => run_file(job, path, hub, demand, cancel).await,
         Input::Command { argv, stdin } => {
             hub.start_run();
             let spec = child::Spec {
@@ -346,14 +346,20 @@ async fn stop_all(
 }
 
 async fn run_file(
+    job: &Job,
     path: &std::path::Path,
     hub: &Arc<Hub>,
-    mode: Mode,
     demand: &mut watch::Receiver<usize>,
     cancel: &CancellationToken,
 ) -> RunEnd {
     hub.start_run();
-    let reader = match source::open(path).await {
+    // A feed that is not resurrected ends with its writer; one that is waits for the next.
+    let writer_gone = if job.resurrect {
+        WriterGone::Wait
+    } else {
+        WriterGone::End
+    };
+    let reader = match source::open(path, writer_gone).await {
         Ok(reader) => reader,
         Err(error) => {
             return RunEnd::Exited {
@@ -366,7 +372,7 @@ async fn run_file(
     tracing::info!(path = %path.display(), "opened");
     tokio::select! {
         _ = cancel.cancelled() => RunEnd::Cancelled,
-        _ = unwanted(mode, demand) => RunEnd::Idle,
+        _ = unwanted(job.mode, demand) => RunEnd::Idle,
         read = source::pump(reader, hub) => RunEnd::Exited {
             reason: match &read {
                 Ok(_) => format!("reached the end of {}", path.display()),

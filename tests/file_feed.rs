@@ -3,56 +3,11 @@
 
 mod common;
 
-use std::fs::OpenOptions;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, mkfifo, write_fifo};
 
 const START: Duration = Duration::from_secs(20);
-
-fn mkfifo(path: &Path) {
-    let status = Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("run mkfifo");
-    assert!(status.success(), "mkfifo {}", path.display());
-}
-
-/// Opens the FIFO for writing once a reader has it open (polling, so it never blocks past
-/// `deadline`), then writes `line` every 20 ms for `duration`. Returns the lines written.
-fn write_fifo(path: PathBuf, line: &'static str, duration: Duration) -> thread::JoinHandle<usize> {
-    thread::spawn(move || {
-        let deadline = Instant::now() + START;
-        let mut fifo = loop {
-            // O_NONBLOCK: ENXIO instead of blocking while nobody reads.
-            match OpenOptions::new()
-                .write(true)
-                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-                .open(&path)
-            {
-                Ok(file) => break file,
-                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                Err(e) => panic!("no reader opened {} in time: {e}", path.display()),
-            }
-        };
-        let end = Instant::now() + duration;
-        let mut written = 0;
-        while Instant::now() < end {
-            match fifo.write_all(line.as_bytes()) {
-                Ok(()) => written += 1,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => break,
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        written
-    })
-}
 
 #[test]
 fn named_pipe_feed_is_read_and_reopened_after_the_writer_leaves() {

@@ -35,18 +35,33 @@ pub async fn pump<R: AsyncRead + Unpin>(mut reader: R, hub: &Hub) -> io::Result<
     }
 }
 
-/// Opens a `file:` feed: a named pipe without ever seeing end-of-file when its writer goes
-/// away (a new writer simply continues); a character device (a tty, a DVB `dvr0`, a capture
-/// device) polled like a pipe, so no blocking read outlives the server; a regular file read
-/// from the start.
-pub async fn open(path: &Path) -> io::Result<Pin<Box<dyn AsyncRead + Send>>> {
+/// How a named pipe feed takes its writer leaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterGone {
+    /// Wait for the next writer: the feed goes on (it is resurrected).
+    Wait,
+    /// End of the feed (`no-resurrect: true`): its clients get the end of the stream.
+    End,
+}
+
+/// Opens a `file:` feed: a named pipe that either waits for the next writer or ends when its
+/// writer leaves (`writer_gone`); a character device (a tty, a DVB `dvr0`, a capture device)
+/// polled like a pipe, so no blocking read outlives the server; a regular file read from the
+/// start.
+pub async fn open(
+    path: &Path,
+    writer_gone: WriterGone,
+) -> io::Result<Pin<Box<dyn AsyncRead + Send>>> {
     use std::os::unix::fs::FileTypeExt;
     let file_type = tokio::fs::metadata(path).await?.file_type();
     if file_type.is_fifo() {
-        // Read-write on Linux: opening does not wait for a writer, and we hold a writer
-        // ourselves, so the pipe never reports end-of-file between two writers.
+        // Read-write (Linux): opening does not wait for a writer, and we hold a writer
+        // ourselves, so the pipe never reports end-of-file between two writers. Read-only
+        // (non-blocking): opening does not wait either, and Linux reports neither data nor
+        // hang-up to epoll until a writer has come, so the read waits for the first writer
+        // and sees end-of-file when the last one leaves.
         let receiver = tokio::net::unix::pipe::OpenOptions::new()
-            .read_write(true)
+            .read_write(writer_gone == WriterGone::Wait)
             .open_receiver(path)?;
         Ok(Box::pin(receiver))
     } else if file_type.is_char_device() {

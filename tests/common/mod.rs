@@ -1144,3 +1144,53 @@ pub fn gray_pixels(path: &Path) -> Vec<u8> {
     );
     out.stdout
 }
+
+// ---------------------------------------------------------------------------------------
+// Named pipes and listening without socket activation (issue 16: config checks, no-resurrect)
+// ---------------------------------------------------------------------------------------
+
+/// Makes a named pipe at `path`.
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Opens the FIFO for writing once a reader has it open (polling, so it never blocks past
+/// [`START_TIMEOUT`]), then writes `line` every 20 ms for `duration`, then closes it (the
+/// writer leaves). Returns the lines written.
+pub fn write_fifo(
+    path: PathBuf,
+    line: &'static str,
+    duration: Duration,
+) -> thread::JoinHandle<usize> {
+    use std::os::unix::fs::OpenOptionsExt;
+    thread::spawn(move || {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut fifo = loop {
+            // O_NONBLOCK: ENXIO instead of blocking while nobody reads.
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(&path)
+            {
+                Ok(file) => break file,
+                Err(_) if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
+                Err(e) => panic!("no reader opened {} in time: {e}", path.display()),
+            }
+        };
+        let end = Instant::now() + duration;
+        let mut written = 0;
+        while Instant::now() < end {
+            match fifo.write_all(line.as_bytes()) {
+                Ok(()) => written += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        written
+    })
+}
