@@ -30,12 +30,19 @@ pub enum RunError {
     Signals(std::io::Error),
 }
 
-/// Serves `config` on `listener` until SIGTERM or SIGINT.
-pub async fn run(config: Config, listener: std::net::TcpListener) -> Result<(), RunError> {
+/// Serves `config` on every one of `listeners` (the same routes on each) until SIGTERM or
+/// SIGINT.
+pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Result<(), RunError> {
     // Before the first request is answered: a signal must stop the server, never kill it.
     let stop = stop_signal()?;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(RunError::Listener)?;
-    let address = listener.local_addr().map_err(RunError::Listener)?;
+    let listeners = (listeners.into_iter())
+        .map(|listener| {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let address = listener.local_addr()?;
+            Ok((listener, address))
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(RunError::Listener)?;
     let tasks = Tasks::default();
     let registry = Registry::start(&config, &tasks);
     let routes = Arc::new(Routes {
@@ -43,8 +50,12 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> Result<(), 
         config,
         screenshots: Default::default(),
     });
-    let server = tokio::spawn(server::serve(listener, Arc::clone(&routes), tasks.clone()));
-    tracing::info!(%address, "listening");
+    let mut servers = Vec::with_capacity(listeners.len());
+    for (listener, address) in listeners {
+        let serve = server::serve(listener, Arc::clone(&routes), tasks.clone());
+        servers.push(tokio::spawn(serve));
+        tracing::info!(%address, "listening");
+    }
     stop.await;
     tracing::info!("stopping");
     routes.registry.close();
@@ -59,7 +70,9 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> Result<(), 
             "some tasks did not stop in time"
         );
     }
-    server.abort();
+    for server in servers {
+        server.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The voyandz daemon: parse the command line, start logging, load the configuration, take
-//! the listening socket, build the runtime and call [`voyandz::app::run`]; nothing else.
+//! the listening sockets, build the runtime and call [`voyandz::app::run`]; nothing else.
 
 use std::process::ExitCode;
 
@@ -51,9 +51,11 @@ fn main() -> ExitCode {
         tracing::error!(logdir = %logdir.display(), %error, "cannot create logdir");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let address = std::net::SocketAddr::new(config.listen_addr, config.listen_port);
-    let listener = match inherited.and_then(|inherited| listen::listener(inherited, address)) {
-        Ok(listener) => listener,
+    let addresses: Vec<std::net::SocketAddr> = (config.listen_ips.iter())
+        .map(|ip| std::net::SocketAddr::new(*ip, config.listen_port))
+        .collect();
+    let listeners = match inherited.and_then(|inherited| listen::listeners(inherited, &addresses)) {
+        Ok(listeners) => listeners,
         Err(error) => {
             tracing::error!(%error, "cannot listen");
             return ExitCode::from(EXIT_OSERR);
@@ -70,7 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_OSERR);
         }
     };
-    let result = runtime.block_on(voyandz::app::run(config, listener));
+    let result = runtime.block_on(voyandz::app::run(config, listeners));
     // A read blocked on a device in the blocking pool must not keep the process alive.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_MAX);
     match result {

@@ -46,10 +46,12 @@ pub(crate) fn convert(path: &Path, raw: RawConfig, report: &mut Report) -> Confi
         config: field(report, "pages.config", pages.config, boolean)
             .unwrap_or(DEFAULT_PAGES.config),
     };
+    let (listen_addr, listen_ips) = field(report, "listenaddr", raw.listenaddr, address)
+        .unwrap_or_else(|| (DEFAULT_LISTEN_ADDR.to_string(), vec![DEFAULT_LISTEN_ADDR]));
     let mut config = Config {
         path: path.to_path_buf(),
-        listen_addr: field(report, "listenaddr", raw.listenaddr, address)
-            .unwrap_or(DEFAULT_LISTEN_ADDR),
+        listen_addr,
+        listen_ips,
         listen_port: field(report, "listenport", raw.listenport, port)
             .unwrap_or(DEFAULT_LISTEN_PORT),
         logdir: logdir.flatten(),

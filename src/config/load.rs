@@ -1,10 +1,10 @@
 //! Reads a config file: YAML text → raw structs with locations → [`Config`] → cross-checks.
 //!
-//! Wrong values are all reported at once, each with file, line, column and key path (the
-//! `convert` and `validate` modules find them). A file that is not YAML of the right shape (a
-//! syntax error, an unknown key, a list where a mapping belongs) stops at the first such
-//! problem, which serde-saphyr locates and `raw::key_at` names. This module does not expand
-//! templates nor start anything.
+//! Unknown keys and wrong values are all reported at once, each with file, line, column and key
+//! path (`raw::unknown_keys`, and the `convert` and `validate` modules find them). A file that
+//! is not YAML of the right shape (a syntax error, a list where a mapping belongs) stops at the
+//! first such problem, which serde-saphyr locates and `raw::key_at` names; the unknown keys
+//! before it are reported with it. This module does not expand templates nor start anything.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -54,10 +54,18 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
         path: path.to_path_buf(),
         problems,
     };
-    // An empty file (or one with only comments, as upstream's `minimal`) is an empty config.
-    let raw: Option<RawConfig> = serde_saphyr::from_str(text)
-        .map_err(|error| invalid(vec![yaml_problem(path, text, &error)]))?;
     let mut report = Report::new(path);
+    for key in raw::unknown_keys(text) {
+        report.errors.push(unknown_key_problem(path, key));
+    }
+    // An empty file (or one with only comments, as upstream's `minimal`) is an empty config.
+    let raw: Option<RawConfig> = match serde_saphyr::from_str(text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            report.errors.push(yaml_problem(path, text, &error));
+            return Err(invalid(report.errors));
+        }
+    };
     let config = convert(path, raw.unwrap_or_default(), &mut report);
     // Wrong values were replaced by defaults or stand-ins, so this reports other problems
     // rather than the consequences of those.
@@ -83,12 +91,6 @@ fn yaml_problem(path: &Path, text: &str, error: &YamlError) -> Problem {
         error => error,
     };
     let message = match error {
-        YamlError::SerdeUnknownField {
-            field, expected, ..
-        } => format!(
-            "unknown key `{field}`, expected one of: {}",
-            expected.join(", ")
-        ),
         YamlError::Unexpected { expected, .. } if expected.contains("mapping") => {
             "expected a mapping (indented `key: value` lines)".to_owned()
         }
@@ -102,6 +104,21 @@ fn yaml_problem(path: &Path, text: &str, error: &YamlError) -> Problem {
         column: location.and_then(|at| usize::try_from(at.column()).ok()),
         key: key.unwrap_or_default(),
         message: one_line(&message),
+    }
+}
+
+/// A key the file's shape has no place for, with the keys accepted there.
+fn unknown_key_problem(path: &Path, key: raw::UnknownKey) -> Problem {
+    Problem {
+        file: path.to_path_buf(),
+        line: usize::try_from(key.at.0).ok(),
+        column: usize::try_from(key.at.1).ok(),
+        message: one_line(&format!(
+            "unknown key `{}`, expected one of: {}",
+            key.name,
+            key.expected.join(", ")
+        )),
+        key: key.path,
     }
 }
 
@@ -207,7 +224,7 @@ mod tests {
         let urls = load_file(&upstream("custom_url")).expect("loads").config;
         assert_eq!(urls.streams["vid1"].url.as_deref(), Some("/scary/vid"));
         let any = load_file(&upstream("camera_to_mpjpeg_with_feed_continuous")).expect("loads");
-        assert_eq!(any.config.listen_addr.to_string(), "0.0.0.0");
+        assert_eq!(any.config.listen_addr, "0.0.0.0");
         assert!(any.config.streams["camera_pic"].command.is_some());
     }
 
@@ -250,8 +267,8 @@ mod tests {
         assert!(minimal.warnings.is_empty());
         let config = minimal.config;
         assert_eq!(
-            (config.listen_addr, config.listen_port),
-            (DEFAULT_LISTEN_ADDR, 8090)
+            (config.listen_ips, config.listen_port),
+            (vec![DEFAULT_LISTEN_ADDR], 8090)
         );
         assert_eq!(
             config.pages,
@@ -288,7 +305,8 @@ mod tests {
         assert_eq!(
             error("feeds:\n  cam0:\n    comand: cat\n"),
             "t.yaml:3:5: feeds.cam0.comand: unknown key `comand`, \
-             expected one of: command, file, mode, feed, no-resurrect"
+             expected one of: command, file, mode, feed, no-resurrect\n\
+             t.yaml:2:3: feeds.cam0: a feed needs a command or a file"
         );
         assert_eq!(
             error("listenport: 1\nlistenadr: '::'\n"),
@@ -349,13 +367,13 @@ mod tests {
 
     #[test]
     fn all_wrong_values_are_reported_at_once() {
-        let yaml = "listenaddr: localhost\nlistenport: 0\npages:\n  stat: maybe\n";
+        let yaml = "listenaddr: ''\nlistenport: 0\npages:\n  stat: maybe\n";
         assert_eq!(
             problems(yaml).expect_err("invalid"),
             [
                 "t.yaml:4:9: pages.stat: expected true or false, not \"maybe\"",
-                "t.yaml:1:13: listenaddr: expected an ip address such as 127.0.0.1 or ::, \
-                 not \"localhost\"",
+                "t.yaml:1:13: listenaddr: expected an ip address or a host name such as \
+                 127.0.0.1, :: or localhost, not nothing",
                 "t.yaml:2:13: listenport: expected a port number from 1 to 65535, not 0",
             ]
         );
@@ -374,6 +392,30 @@ mod tests {
                 "t.yaml:8:14: streams.s.command: unbalanced quote or trailing backslash in command",
                 "t.yaml:14:10: streams.q.url: /stat is the path of a built-in page",
             ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_every_other_problem() {
+        let yaml = "feeds:\n  cam0:\n    comand: cat\n    command: cat\n    mode: yes\n\
+                    streams:\n  s:\n    feed: nope\n    type: bogus\n    command: cat\n";
+        assert_eq!(
+            problems(yaml).expect_err("invalid"),
+            [
+                "t.yaml:3:5: feeds.cam0.comand: unknown key `comand`, \
+                 expected one of: command, file, mode, feed, no-resurrect",
+                "t.yaml:5:11: feeds.cam0.mode: expected on-demand, continuous, autostart or a \
+                 positive number of seconds, not the boolean true (yes, no, on and off are \
+                 booleans in YAML)",
+                "t.yaml:9:11: streams.s.type: expected stream or shot, not \"bogus\"",
+                "t.yaml:8:11: streams.s.feed: no feed named \"nope\"",
+            ]
+        );
+        let syntax = problems("listenadr: x\nlistenport: 5\n  bad: indent\n").expect_err("bad");
+        assert_eq!(syntax.len(), 2, "{syntax:?}");
+        assert!(
+            syntax[0].starts_with("t.yaml:1:1: listenadr: unknown key"),
+            "{syntax:?}"
         );
     }
 

@@ -41,8 +41,12 @@ pub const CONFFILE_ENV: &str = "VOYANDZ_CONFFILE";
 pub struct Config {
     /// The file it was read from (for messages and reload).
     pub path: PathBuf,
-    /// `listenaddr`: the address the server binds when not socket-activated.
-    pub listen_addr: IpAddr,
+    /// `listenaddr` as written: an IP address or a host name.
+    pub listen_addr: String,
+    /// The addresses `listenaddr` gave when the config was loaded (one for an IP address, each
+    /// one a name resolves to, such as 127.0.0.1 and ::1 for localhost); never empty. The
+    /// server listens on all of them when not socket-activated.
+    pub listen_ips: Vec<IpAddr>,
     /// `listenport`.
     pub listen_port: u16,
     /// `logdir`: where each child's stderr is also appended, one file per feed/stream.

@@ -1,10 +1,12 @@
 //! The config file's shape as written: YAML → these structs, every value kept with its location.
 //!
-//! Unknown keys are refused here (`deny_unknown_fields`, so a typo such as `comand` is an error
-//! rather than a silently missing command). Values are not checked here: text fields take any
-//! scalar's text and the others take a [`Scalar`], so that `load` can give every wrong value
-//! its key path and report all of them at once. [`key_at`] finds the key path of an error that
-//! serde-saphyr raised itself (it knows the line and column, not the key).
+//! Unknown keys are skipped by the structs and found by [`unknown_keys`], a walk over every
+//! key of the file, so that a typo such as `comand` is an error (rather than a silently
+//! missing command) reported together with every other problem of the file. Values are not
+//! checked here: text fields take any scalar's text and the others take a [`Scalar`], so that
+//! `load` can give every wrong value its key path and report all of them at once. [`key_at`]
+//! finds the key path of an error that serde-saphyr raised itself (it knows the line and
+//! column, not the key).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -123,7 +125,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
     pub(crate) listenaddr: Text,
     pub(crate) listenport: Value,
@@ -135,7 +136,7 @@ pub(crate) struct RawConfig {
 
 /// One `feeds:` entry.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub(crate) struct RawFeed {
     pub(crate) command: Text,
     pub(crate) file: Text,
@@ -146,7 +147,6 @@ pub(crate) struct RawFeed {
 
 /// One `streams:` entry.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawStream {
     pub(crate) command: Text,
     #[serde(rename = "type")]
@@ -161,11 +161,91 @@ pub(crate) struct RawStream {
 
 /// `pages:`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawPages {
     pub(crate) home: Value,
     pub(crate) stat: Value,
     pub(crate) config: Value,
+}
+
+/// A key the file's shape has no place for (a typo such as `comand`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UnknownKey {
+    /// 1-based line and column of the key (of the alias, when it came through one).
+    pub(crate) at: (u64, u64),
+    /// Its key path, such as `feeds.cam0.comand`.
+    pub(crate) path: String,
+    /// The key itself, such as `comand`.
+    pub(crate) name: String,
+    /// The keys accepted where it was written.
+    pub(crate) expected: &'static [&'static str],
+}
+
+/// Every key of `text` that its section does not accept, in file order.
+///
+/// The structs above skip such keys, so that serde-saphyr goes on and every wrong value is
+/// found too; this walk reports them. The keys accepted are the structs' own (`keys_of`), so
+/// the two cannot disagree.
+pub(crate) fn unknown_keys(text: &str) -> Vec<UnknownKey> {
+    let accepted = |path: &[String]| -> Option<&'static [&'static str]> {
+        match path {
+            [_] => Some(keys_of::<RawConfig>()),
+            [section, _, _] if section == "feeds" => Some(keys_of::<RawFeed>()),
+            [section, _, _] if section == "streams" => Some(keys_of::<RawStream>()),
+            [section, _] if section == "pages" => Some(keys_of::<RawPages>()),
+            // Deeper keys sit where a single value belongs: serde-saphyr reports that.
+            _ => None,
+        }
+    };
+    let mut unknown = Vec::new();
+    // A mapping inside a list has no place in the file at all: serde-saphyr reports that.
+    for Key { at, path, .. } in keys(text).into_iter().filter(|key| !key.in_list) {
+        let (Some(expected), Some(key)) = (accepted(&path), path.last()) else {
+            continue;
+        };
+        if !expected.contains(&key.as_str()) {
+            let name = key.clone();
+            let path = path.join(".");
+            unknown.push(UnknownKey {
+                at,
+                path,
+                name,
+                expected,
+            });
+        }
+    }
+    unknown
+}
+
+/// The keys serde accepts for `T` (its fields as renamed), read from its `Deserialize`.
+fn keys_of<T: de::DeserializeOwned>() -> &'static [&'static str] {
+    let mut keys: &'static [&'static str] = &[];
+    // The probe always fails: it only records what the struct asked for.
+    let _ = T::deserialize(KeysProbe(&mut keys));
+    keys
+}
+
+/// A deserializer that records the field names a struct asks for, and gives nothing.
+struct KeysProbe<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> de::Deserializer<'de> for KeysProbe<'_> {
+    type Error = de::value::Error;
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("only structs are probed"))
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(de::Error::custom("fields recorded"))
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
 }
 
 /// The key path of the last key written at or before `line`:`column` (1-based), if any.
@@ -175,38 +255,54 @@ pub(crate) struct RawPages {
 /// a mapping belongs). The walk records keys as the parser reaches them, so it also works up
 /// to a syntax error.
 pub(crate) fn key_at(text: &str, line: u64, column: u64) -> Option<String> {
+    keys(text)
+        .into_iter()
+        .filter(|key| key.at <= (line, column))
+        .max_by_key(|key| key.at)
+        .map(|key| key.path.join("."))
+}
+
+/// One mapping key as written.
+struct Key {
+    /// 1-based line and column (of the alias, when it came through one).
+    at: (u64, u64),
+    /// The names of the keys (or list indexes) down to it.
+    path: Vec<String>,
+    /// Whether a list holds it, somewhere up its path.
+    in_list: bool,
+}
+
+/// Every mapping key of `text`, in document order; up to the first syntax error, if any.
+fn keys(text: &str) -> Vec<Key> {
     let mut keys = Vec::new();
     // Visit a repeated key too: it may be the error being explained.
     let options = serde_saphyr::options! { duplicate_keys: DuplicateKeyPolicy::PassThrough };
-    // An error here is the syntax error being explained: the keys before it are recorded.
+    // An error here is a syntax error: the keys before it are recorded, and `load` reports it.
     let _ = serde_saphyr::with_deserializer_from_str_with_options(text, options, |deserializer| {
         KeyWalk {
-            prefix: String::new(),
+            prefix: Vec::new(),
+            in_list: false,
             keys: &mut keys,
         }
         .deserialize(deserializer)
     });
-    keys.into_iter()
-        .filter(|(at, _)| *at <= (line, column))
-        .max_by_key(|(at, _)| *at)
-        .map(|(_, path)| path)
+    keys
 }
 
 /// Records every mapping key's location and path, in document order.
 struct KeyWalk<'a> {
-    prefix: String,
-    keys: &'a mut Vec<((u64, u64), String)>,
+    prefix: Vec<String>,
+    in_list: bool,
+    keys: &'a mut Vec<Key>,
 }
 
 impl KeyWalk<'_> {
-    fn child(&mut self, name: &str) -> KeyWalk<'_> {
-        let prefix = if self.prefix.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{}.{name}", self.prefix)
-        };
+    fn child(&mut self, name: &str, in_list: bool) -> KeyWalk<'_> {
+        let mut prefix = self.prefix.clone();
+        prefix.push(name.to_owned());
         KeyWalk {
             prefix,
+            in_list: self.in_list || in_list,
             keys: &mut *self.keys,
         }
     }
@@ -226,9 +322,12 @@ impl<'de> Visitor<'de> for KeyWalk<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Spanned<String>>()? {
-            let child = self.child(&key.value);
-            let at = (key.referenced.line(), key.referenced.column());
-            child.keys.push((at, child.prefix.clone()));
+            let child = self.child(&key.value, false);
+            child.keys.push(Key {
+                at: (key.referenced.line(), key.referenced.column()),
+                path: child.prefix.clone(),
+                in_list: child.in_list,
+            });
             map.next_value_seed(child)?;
         }
         Ok(())
@@ -236,7 +335,7 @@ impl<'de> Visitor<'de> for KeyWalk<'_> {
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         loop {
-            let child = self.child(&index.to_string());
+            let child = self.child(&index.to_string(), true);
             if seq.next_element_seed(child)?.is_none() {
                 return Ok(());
             }
@@ -293,6 +392,40 @@ mod tests {
     fn key_at_works_up_to_a_syntax_error() {
         let text = "listenport: 1\nstreams:\n  cam:\n    url: [/x\n";
         assert_eq!(key_at(text, 5, 1).as_deref(), Some("streams.cam.url"));
+    }
+
+    #[test]
+    fn unknown_keys_are_found_in_every_section_with_what_is_accepted() {
+        let text = "listenadr: x\nfeeds:\n  a.b:\n    comand: x\n    mode: 5\n\
+                    streams:\n  s:\n    url: /s\n    typ: shot\npages:\n  stats: no\n";
+        let found: Vec<(u64, String)> = unknown_keys(text)
+            .into_iter()
+            .map(|key| (key.at.0, key.path))
+            .collect();
+        let paths = [
+            "listenadr",
+            "feeds.a.b.comand",
+            "streams.s.typ",
+            "pages.stats",
+        ];
+        assert_eq!(
+            found,
+            [1, 4, 9, 11]
+                .into_iter()
+                .zip(paths.map(String::from))
+                .collect::<Vec<_>>()
+        );
+        let feed = &unknown_keys(text)[1];
+        assert_eq!(
+            feed.expected,
+            ["command", "file", "mode", "feed", "no-resurrect"]
+        );
+        assert_eq!(unknown_keys(TEXT).len(), 1, "list entries are not keys");
+        assert_eq!(
+            unknown_keys("feeds:\n- x: 1\n"),
+            [],
+            "nor mappings in a list"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The output loads back (with [`load_str`](super::load_str), from the same directory) to an
 //! equal [`Config`], so it is also a normalised copy of the file. Modes print as `on-demand`,
 //! `continuous` or seconds; commands as their text, not as split words. Comments and the
-//! order of entries in the file are not kept (entries print in name order).
+//! order of entries in the file are not kept (entries print in name order). A `listenaddr`
+//! host name prints as written, under a comment with the addresses it gave.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use super::{ClientMode, Config, FeedInput, Mode, StreamKind};
 /// `config` as YAML that loads back to an equal config.
 pub fn render_yaml(config: &Config) -> String {
     let out = Out {
-        listenaddr: config.listen_addr.to_string(),
+        listenaddr: config.listen_addr.clone(),
         listenport: config.listen_port,
         logdir: config.logdir.as_ref().map(|dir| dir.display().to_string()),
         feeds: (config.feeds.iter())
@@ -60,7 +61,19 @@ pub fn render_yaml(config: &Config) -> String {
             config: config.pages.config,
         },
     };
-    serde_saphyr::to_string(&out).expect("maps of strings, numbers and booleans always serialize")
+    let yaml = serde_saphyr::to_string(&out)
+        .expect("maps of strings, numbers and booleans always serialize");
+    let is_name = config.listen_addr.parse::<std::net::IpAddr>().is_err();
+    if is_name {
+        let ips: Vec<String> = config.listen_ips.iter().map(ToString::to_string).collect();
+        format!(
+            "# listenaddr {} is {}\n{yaml}",
+            config.listen_addr,
+            ips.join(", ")
+        )
+    } else {
+        yaml
+    }
 }
 
 #[derive(Serialize)]
@@ -198,6 +211,21 @@ mod tests {
         ] {
             assert!(rendered.lines().any(|l| l == line), "{line}\n{rendered}");
         }
+    }
+
+    #[test]
+    fn a_host_name_prints_as_written_with_its_addresses() {
+        let config = load_str(Path::new("t.yaml"), "listenaddr: localhost\n")
+            .expect("loads")
+            .config;
+        let yaml = assert_round_trip(&config);
+        let ips: Vec<String> = config.listen_ips.iter().map(ToString::to_string).collect();
+        let expected = format!(
+            "# listenaddr localhost is {}\nlistenaddr: localhost\n",
+            ips.join(", ")
+        );
+        assert!(yaml.starts_with(&expected), "{yaml}");
+        assert!(ips.contains(&"127.0.0.1".to_owned()), "{ips:?}");
     }
 
     #[test]

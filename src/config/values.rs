@@ -2,9 +2,9 @@
 //!
 //! Each function takes the value as written and returns it parsed, or a message saying what
 //! was expected (lower case, no key: `convert` adds the key path and location). Nothing here
-//! looks at other entries or at the file system.
+//! looks at other entries or at the file system; `listenaddr` asks the resolver.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,11 +25,33 @@ pub(super) fn is_bad_in_url(c: char) -> bool {
     c.is_whitespace() || c.is_control() || c == '?' || c == '#'
 }
 
-/// `listenaddr`: an IP address (no host names: nothing resolves them before binding).
-pub(super) fn address(text: String) -> Result<IpAddr, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("expected an ip address such as 127.0.0.1 or ::, not \"{text}\""))
+/// `listenaddr`: an IP address, or a host name resolved now (as upstream's Flask did when it
+/// started), as written and with every address it gives, in the resolver's order.
+pub(super) fn address(text: String) -> Result<(String, Vec<IpAddr>), String> {
+    let host = text.trim();
+    if host.is_empty() {
+        return Err(
+            "expected an ip address or a host name such as 127.0.0.1, :: or \
+                    localhost, not nothing"
+                .to_owned(),
+        );
+    }
+    if let Ok(ip) = host.parse() {
+        return Ok((host.to_owned(), vec![ip]));
+    }
+    let resolved = (host, 0)
+        .to_socket_addrs()
+        .map_err(|error| format!("cannot resolve \"{host}\": {error}"))?;
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for ip in resolved.map(|address| address.ip()) {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    if ips.is_empty() {
+        return Err(format!("\"{host}\" resolves to no address"));
+    }
+    Ok((host.to_owned(), ips))
 }
 
 /// `listenport`: 1 to 65535.
@@ -139,10 +161,15 @@ pub(super) fn client(text: String) -> Result<ClientMode, String> {
     }
 }
 
-/// `mimetype:`, sent as Content-Type as written.
+/// `mimetype:`, sent as Content-Type as written, so it must be a valid header value.
 pub(super) fn mimetype(text: String) -> Result<String, String> {
     match text.trim() {
         "" => Err("expected a mime type such as video/mp2t, not nothing".to_owned()),
+        mimetype if http::HeaderValue::from_str(mimetype).is_err() => Err(format!(
+            "a mime type is sent as an HTTP header: it cannot hold line breaks or other \
+             control characters, not {:?}",
+            mimetype
+        )),
         mimetype => Ok(mimetype.to_owned()),
     }
 }
@@ -245,6 +272,41 @@ mod tests {
         assert_eq!(
             errors("streams:\n  s:\n    command: cat\n    decoder: ffmpeg -v 0\n"),
             "t.yaml:4:14: streams.s.decoder: expected one program, not a command line: \"ffmpeg -v 0\""
+        );
+    }
+
+    #[test]
+    fn a_mimetype_must_be_a_header_value() {
+        let yaml = |mimetype: &str| {
+            format!("streams:\n  s:\n    command: cat\n    mimetype: {mimetype}\n")
+        };
+        assert_eq!(
+            loaded(&yaml("'video/mp2t; x=\"a b\"'")).streams["s"].mimetype,
+            "video/mp2t; x=\"a b\""
+        );
+        assert_eq!(
+            errors(&yaml("\"video/mp2t\\r\\nX-Evil: 1\"")),
+            "t.yaml:4:15: streams.s.mimetype: a mime type is sent as an HTTP header: it cannot \
+             hold line breaks or other control characters, not \"video/mp2t\\r\\nX-Evil: 1\""
+        );
+        assert!(errors(&yaml("\"a/b\\x7f\"")).contains("streams.s.mimetype: a mime type"));
+    }
+
+    #[test]
+    fn listenaddr_takes_addresses_and_host_names() {
+        let config = loaded("listenaddr: ' ::1 '\n");
+        assert_eq!(
+            (config.listen_addr.as_str(), config.listen_ips.as_slice()),
+            ("::1", &["::1".parse().expect("ip")][..])
+        );
+        let config = loaded("listenaddr: localhost\n");
+        assert_eq!(config.listen_addr, "localhost");
+        assert!(
+            config.listen_ips.iter().all(|ip| ip.is_loopback()) && !config.listen_ips.is_empty()
+        );
+        assert!(
+            errors("listenaddr: no-such-host.invalid\n")
+                .starts_with("t.yaml:1:13: listenaddr: cannot resolve \"no-such-host.invalid\": "),
         );
     }
 

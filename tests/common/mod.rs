@@ -1194,3 +1194,52 @@ pub fn write_fifo(
         written
     })
 }
+
+impl Server {
+    /// Like [`Server::start`], but without socket activation: the daemon binds `listenaddr`
+    /// itself. `{port}` in `yaml` is a port that was free on every address a moment before;
+    /// requests of this helper still go to 127.0.0.1.
+    pub fn start_binding(yaml: &str) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("voyandz-test-")
+            .tempdir()
+            .expect("create a temporary directory");
+        // The IPv6 wildcard also takes IPv4 (bindv6only is 0): the port is free on both.
+        let probe = TcpListener::bind("[::]:0").or_else(|_| TcpListener::bind("127.0.0.1:0"));
+        let port = probe
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("voyandz.yaml");
+        std::fs::write(&config, expand(yaml, port, dir.path())).expect("write the config");
+        let mut child = Command::new(BIN)
+            .arg("-f")
+            .arg(&config)
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .env_remove("VOYANDZ_CONFFILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn voyandz");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let reader = {
+            let log = Arc::clone(&log);
+            thread::spawn(move || collect_lines(stderr, &log))
+        };
+        let server = Server {
+            child,
+            port,
+            dir,
+            config,
+            log,
+            reader: Some(reader),
+            seen: Mutex::new(Vec::new()),
+            status: None,
+        };
+        server.wait_ready();
+        server
+    }
+}
