@@ -100,27 +100,12 @@ impl Server {
             child_fd: 3,
         }])
         .expect("map the listener to fd 3");
-        let mut child = cmd.spawn().expect("spawn voyandz");
+        let child = cmd.spawn().expect("spawn voyandz");
         // `cmd` still owns our copy of the listener: drop it, so that the port stops
         // answering when the daemon dies instead of queueing connections for nobody.
         drop(cmd);
 
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let reader = {
-            let log = Arc::clone(&log);
-            thread::spawn(move || collect_lines(stderr, &log))
-        };
-        Server {
-            child,
-            port,
-            dir,
-            config,
-            log,
-            reader: Some(reader),
-            seen: Mutex::new(Vec::new()),
-            status: None,
-        }
+        Server::adopt(child, port, dir, config)
     }
 
     /// Polls with a tiny HTTP request until the daemon answers (any status), or panics with
@@ -1212,7 +1197,7 @@ impl Server {
             .port();
         let config = dir.path().join("voyandz.yaml");
         std::fs::write(&config, expand(yaml, port, dir.path())).expect("write the config");
-        let mut child = Command::new(BIN)
+        let child = Command::new(BIN)
             .arg("-f")
             .arg(&config)
             .env_remove("LISTEN_FDS")
@@ -1223,13 +1208,20 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn voyandz");
+        let server = Server::adopt(child, port, dir, config);
+        server.wait_ready();
+        server
+    }
+
+    /// A server for a just spawned daemon whose stderr is piped: its lines are collected.
+    fn adopt(mut child: Child, port: u16, dir: tempfile::TempDir, config: PathBuf) -> Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("stderr is piped");
         let reader = {
             let log = Arc::clone(&log);
             thread::spawn(move || collect_lines(stderr, &log))
         };
-        let server = Server {
+        Server {
             child,
             port,
             dir,
@@ -1238,8 +1230,6 @@ impl Server {
             reader: Some(reader),
             seen: Mutex::new(Vec::new()),
             status: None,
-        };
-        server.wait_ready();
-        server
+        }
     }
 }
