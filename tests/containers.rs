@@ -1,8 +1,9 @@
 //! Container-aware joins (issue 13) with real ffmpeg, one test per container: a client that
 //! joins a running stream with `?header&keyframe` gets bytes ffprobe reads without a single
 //! error and whose first video frame is a keyframe; `keyframe=last` answers within 50 ms with
-//! bytes that decode the same way; a client without parameters still gets the raw live bytes
-//! (mid-stream, without the header in front).
+//! bytes that decode the same way; a client asking for `?header=0&keyframe=0` gets the raw
+//! live bytes (mid-stream, without the header in front). What the plain URL gives is checked
+//! in `joins.rs`.
 //!
 //! Streams are tiny (160x120, 10 fps, a keyframe every second) and paced with `-re`, so the
 //! timings are those of a live camera and the suite stays fast.
@@ -73,8 +74,12 @@ fn check(case: Case) {
     // Let the stream run: its header and first keyframe are long gone when the others join.
     thread::sleep(RUN_BEFORE_JOIN.saturating_sub(started.elapsed()));
 
-    // A client without parameters: the live bytes at once, not the header.
-    let (took, raw, raw_client) = first_byte(&server, "/stream/s", Duration::from_secs(5));
+    // `?header=0&keyframe=0`: the live bytes at once, not the header.
+    let (took, raw, raw_client) = first_byte(
+        &server,
+        "/stream/s?header=0&keyframe=0",
+        Duration::from_secs(5),
+    );
     assert!(
         took <= RAW_FIRST_BYTE_MAX,
         "raw client waited {took:?} for its first byte"

@@ -153,6 +153,18 @@ impl Framing {
         self.decided
     }
 
+    /// The hub offset of the current run's first byte.
+    pub fn run_start(&self) -> u64 {
+        self.base
+    }
+
+    /// The current run's container (opaque until its first byte).
+    pub fn container(&self) -> Container {
+        self.demarcator
+            .as_ref()
+            .map_or(Container::Opaque, |d| d.container())
+    }
+
     /// Whether the current run is parsed (a client may join at marks).
     pub fn active(&self) -> bool {
         self.demarcator.is_some()
@@ -173,10 +185,7 @@ impl Framing {
 
     pub fn info(&self) -> FramingInfo {
         FramingInfo {
-            container: self
-                .demarcator
-                .as_ref()
-                .map_or(Container::Opaque, |d| d.container()),
+            container: self.container(),
             header_bytes: self.header().map_or(0, Bytes::len),
             keyframe_interval: self.keyframe_interval,
             audio_only: self.audio_only(),
