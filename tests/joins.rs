@@ -1,10 +1,11 @@
-//! Where a client, or a command's stdin, starts in a live stream (issue 16, items 10 and 11),
-//! with the real binary, real TCP and real ffmpeg:
+//! Where a client, or a command's stdin, starts in a live stream (issue 16, items 10, 11 and
+//! 12), with the real binary, real TCP and real ffmpeg:
 //!
 //! - a command reading a feed from its first byte gets the feed's bytes from byte 0 (a `cat`
 //!   of a TS file gives the file, SDT included);
 //! - the plain URL of a container that cannot be decoded without its header (WebM, fMP4, FLV,
 //!   Ogg) starts with the header and a keyframe; `?header=0&keyframe=0` still gives raw bytes;
+//! - a join sends the response head and the cached header at once, before the next unit;
 //!
 //! Streams are tiny (160x120, 10 fps) and paced with `-re`, as a live camera.
 
@@ -209,5 +210,73 @@ fn plain_url_of_mpegts_stays_raw_live_bytes() {
         started.elapsed()
     );
     assert_eq!(bytes[0], 0x47, "TS bytes start at a packet");
+    keeper.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 12: the response head and the cached header go out at once
+// ---------------------------------------------------------------------------------------
+
+/// The acceptance bound for the response head and the whole header of a join on a running
+/// stream: what a request on an idle loopback costs, far less than one fragment (2 s).
+const HEADER_AT_ONCE_MAX: Duration = Duration::from_millis(300);
+
+/// Length of the leading `ftyp` and `moov` boxes once both arrived whole.
+fn ftyp_moov_len(bytes: &[u8]) -> Option<usize> {
+    let size = |at: usize| -> Option<usize> {
+        let word = bytes.get(at..at + 4)?;
+        Some(u32::from_be_bytes(word.try_into().ok()?) as usize)
+    };
+    let ftyp = size(0)?;
+    (bytes.get(ftyp + 4..ftyp + 8)? == b"moov").then_some(())?;
+    let end = ftyp + size(ftyp)?;
+    (bytes.len() >= end).then_some(end)
+}
+
+#[test]
+fn a_header_join_of_fmp4_gets_the_head_and_header_at_once() {
+    // A keyframe, and so a fragment, every 2 s.
+    let server = Server::start(&format!(
+        "streams:\n  s:\n    command: {FFMPEG} {VIDEO_IN} -c:v libx264 -preset ultrafast -tune zerolatency -g 20 -pix_fmt yuv420p -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -flush_packets 1 -\n    mimetype: video/mp4\n"
+    ));
+    let mut keeper = server.open("/stream/s");
+    assert_eq!(keeper.status, 200);
+    // Join right after a fragment began: the next one is a whole fragment away.
+    let deadline = Instant::now() + START;
+    let (mut seen, mut fragments) = (Vec::new(), 0);
+    while fragments < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no second fragment within {START:?}"
+        );
+        let tail = seen.len().saturating_sub(3);
+        seen.extend(keeper.read_for(Duration::from_millis(10)));
+        fragments += seen[tail..].windows(4).filter(|w| w == b"moof").count();
+        seen.drain(..seen.len().saturating_sub(3));
+    }
+    let keeper = Keeper::start(keeper);
+
+    let asked = Instant::now();
+    let mut client = server.open("/stream/s?header");
+    let head_took = asked.elapsed();
+    assert_eq!(client.status, 200);
+    let mut got = Vec::new();
+    while ftyp_moov_len(&got).is_none() && asked.elapsed() < START {
+        got.extend(client.read_for(Duration::from_millis(10)));
+    }
+    let took = asked.elapsed();
+    assert!(
+        head_took <= HEADER_AT_ONCE_MAX && took <= HEADER_AT_ONCE_MAX,
+        "?header: response head after {head_took:?}, ftyp+moov ({:?} bytes) after {took:?} \
+         (max {HEADER_AT_ONCE_MAX:?})",
+        ftyp_moov_len(&got)
+    );
+    got.extend(client.read_for(Duration::from_millis(2500)));
+    assert_clean_start(
+        "?header after the early header",
+        &got,
+        &["h264,video"],
+        true,
+    );
     keeper.finish();
 }

@@ -347,6 +347,7 @@ impl Hub {
             listed: None,
             wait: None,
             first: Vec::new(),
+            sent_header: None,
             skips: 0,
         };
         if let Some(framing) = ring.framing.as_ref().filter(|f| f.decided()) {
@@ -406,6 +407,8 @@ pub struct Subscriber {
     wait: Option<Wait>,
     /// Bytes to hand out before anything else (the header and the cached GOP).
     first: Vec<Bytes>,
+    /// The header sent to this joining subscriber while it waits for its first unit.
+    sent_header: Option<Bytes>,
     skips: u64,
 }
 
@@ -440,19 +443,33 @@ impl Subscriber {
         if ring.closed {
             return Poll::Ready(Event::Closed);
         }
-        if let Some(wait) = &self.wait
-            && let Some(offset) = ring.locate(wait)
-        {
-            // A run from its byte 0 carries its own header.
-            if wait.send_header
-                && ring.framing.as_ref().map(Framing::run_start) != Some(offset)
-                && let Some(header) = ring.framing.as_ref().and_then(Framing::header)
-            {
-                batch.push_back(header.clone());
+        if let Some(wait) = &self.wait {
+            let header = ring.framing.as_ref().and_then(Framing::header);
+            let run_start = ring.framing.as_ref().map(Framing::run_start);
+            if let Some(offset) = ring.locate(wait) {
+                // A run from its byte 0 carries its own header; else the current one goes
+                // first, unless this subscriber already has it.
+                if wait.send_header
+                    && Some(offset) != run_start
+                    && let Some(header) = header
+                    && self.sent_header.as_ref() != Some(header)
+                {
+                    batch.push_back(header.clone());
+                }
+                self.cursor = ring.take_from(offset, batch, max);
+                self.wait = None;
+                return Poll::Ready(Event::Data);
             }
-            self.cursor = ring.take_from(offset, batch, max);
-            self.wait = None;
-            return Poll::Ready(Event::Data);
+            // The header at once, and with it the response head: only the data waits for
+            // its unit (an fMP4 fragment can be seconds away).
+            if wait.send_header
+                && self.sent_header.is_none()
+                && let Some(header) = header
+            {
+                self.sent_header = Some(header.clone());
+                batch.push_back(header.clone());
+                return Poll::Ready(Event::Data);
+            }
         }
         if let Some(wait) = self.wait.take_if(|wait| Instant::now() >= wait.deadline) {
             // A stream without keyframes (or boundaries) to wait for.
@@ -631,16 +648,22 @@ mod tests {
     }
 
     #[test]
-    fn a_keyframe_join_gets_the_header_then_the_next_keyframe() {
+    fn a_keyframe_join_gets_the_header_at_once_then_the_next_keyframe() {
         let hub = toy_hub();
         publish_all(&hub, &[b"K0", b"p1"]);
         let mut sub = hub.subscribe_with(Join::Keyframe);
         let mut got = VecDeque::new();
+        assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(
+            text(&got),
+            [&b"H"[..]],
+            "the header does not wait for a unit"
+        );
         publish_all(&hub, &[b"p2", b"B3"]);
         assert!(now_or_never(&mut sub, &mut got).is_pending());
         publish_all(&hub, &[b"K4", b"p5"]);
         assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
-        assert_eq!(text(&got), [&b"H"[..], b"K4", b"p5"]);
+        assert_eq!(text(&got), [&b"H"[..], b"K4", b"p5"], "the header once");
     }
 
     #[test]
@@ -689,7 +712,11 @@ mod tests {
         publish_all(&hub, &[b"K0", b"p1"]);
         let mut waiting = hub.subscribe_with(Join::Plain);
         let mut got = VecDeque::new();
-        assert!(now_or_never(&mut waiting, &mut got).is_pending());
+        assert_eq!(
+            now_or_never(&mut waiting, &mut got),
+            Poll::Ready(Event::Data)
+        );
+        assert_eq!(text(&got), [&b"H"[..]]);
         // Between two runs (a resurrection): exactly at the start of the next one.
         let mut between = hub.subscribe_with(Join::Header);
         hub.start_run();
