@@ -1,11 +1,12 @@
-//! Where a client, or a command's stdin, starts in a live stream (issue 16, items 10, 11 and
-//! 12), with the real binary, real TCP and real ffmpeg:
+//! Where a client, or a command's stdin, starts in a live stream (issue 16, items 10, 11, 12
+//! and 14), with the real binary, real TCP and real ffmpeg:
 //!
 //! - a command reading a feed from its first byte gets the feed's bytes from byte 0 (a `cat`
 //!   of a TS file gives the file, SDT included);
 //! - the plain URL of a container that cannot be decoded without its header (WebM, fMP4, FLV,
 //!   Ogg) starts with the header and a keyframe; `?header=0&keyframe=0` still gives raw bytes;
 //! - a join sends the response head and the cached header at once, before the next unit;
+//! - a feed that shows no header and no keyframe (null TS packets) does not hold a join back.
 //!
 //! Streams are tiny (160x120, 10 fps) and paced with `-re`, as a live camera.
 
@@ -279,4 +280,47 @@ fn a_header_join_of_fmp4_gets_the_head_and_header_at_once() {
         true,
     );
     keeper.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 14: a feed with no header and no keyframe does not hold its commands back
+// ---------------------------------------------------------------------------------------
+
+/// The first byte bound of the issue for a relayed stream of a markless feed.
+const MARKLESS_FIRST_BYTE_MAX: Duration = Duration::from_secs(1);
+
+/// A shell command writing 7 MPEG-TS null packets (PID 0x1FFF) every 20 ms, for ever.
+fn null_packets_feed() -> String {
+    let packet = format!("\\107\\037\\377\\020{}", "\\377".repeat(184));
+    format!("sh -c 'p=\"{packet}\"; while :; do printf \"$p$p$p$p$p$p$p\"; sleep 0.02; done'")
+}
+
+#[test]
+fn a_cat_of_a_feed_without_header_or_marks_starts_at_once() {
+    let server = Server::start(&format!(
+        "feeds:\n  nulls:\n    command: {}\n    mode: continuous\nstreams:\n  s:\n    feed: nulls\n    command: cat\n    mimetype: video/mp2t\n",
+        null_packets_feed()
+    ));
+    // The feed runs before anyone asks: `cat` joins it mid-run.
+    assert!(
+        server.wait_log("started", START),
+        "the feed did not start: {:?}",
+        server.log_lines()
+    );
+    let asked = Instant::now();
+    let mut client = server.open("/stream/s");
+    assert_eq!(client.status, 200);
+    let first = client
+        .try_read_at_least(188, START)
+        .unwrap_or_else(|got| panic!("got {} bytes within {START:?}", got.len()));
+    let took = asked.elapsed();
+    assert!(
+        took <= MARKLESS_FIRST_BYTE_MAX,
+        "first bytes after {took:?} (max {MARKLESS_FIRST_BYTE_MAX:?})"
+    );
+    assert_eq!(
+        &first[..4],
+        &[0x47, 0x1F, 0xFF, 0x10],
+        "null packets relayed"
+    );
 }

@@ -38,8 +38,9 @@ pub const BATCH_CHUNKS_MAX: usize = 64;
 /// the hub cannot see, so it stays small (one large read, or many small ones).
 pub const BATCH_BYTES_MAX: usize = 16 << 10;
 
-/// How long a joining client waits for a keyframe or boundary before it starts live anyway
-/// (a stream that has none: longer than any sane GOP).
+/// The longest a joining client waits for a keyframe or boundary before it starts live anyway
+/// (longer than any sane GOP); the run's own pace usually ends the wait much sooner (see
+/// [`Framing::give_up_at`]).
 pub const JOIN_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// What a subscriber sees next.
@@ -133,6 +134,17 @@ impl Ring {
             .iter()
             .find(|mark| mark.offset >= wait.from && framing.accepts(mark, wait.keyframe_only))
             .map(|mark| mark.offset)
+    }
+
+    /// Whether a joining subscriber should stop waiting and start live: the run has shown
+    /// that the mark it waits for is not coming (see [`Framing::give_up_at`]).
+    fn gives_up(&self, wait: &Wait, now: Instant) -> bool {
+        wait.send_header
+            && self
+                .framing
+                .as_ref()
+                .and_then(|framing| framing.give_up_at(wait.keyframe_only))
+                .is_some_and(|at| now >= at)
     }
 
     /// Appends to `batch` the chunks from hub offset `offset` on (see [`Ring::take`]).
@@ -471,7 +483,11 @@ impl Subscriber {
                 return Poll::Ready(Event::Data);
             }
         }
-        if let Some(wait) = self.wait.take_if(|wait| Instant::now() >= wait.deadline) {
+        let now = Instant::now();
+        if let Some(wait) = self
+            .wait
+            .take_if(|wait| now >= wait.deadline || ring.gives_up(wait, now))
+        {
             // A stream without keyframes (or boundaries) to wait for.
             if !wait.send_header {
                 return Poll::Ready(Event::Lagged);
