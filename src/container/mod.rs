@@ -65,6 +65,24 @@ pub enum Container {
     Opaque,
 }
 
+impl Container {
+    /// Whether a decoder must get the header before any unit. Matroska, MP4 and FLV name
+    /// their tracks and codec setup only there, Ogg's header pages set up the codec, and
+    /// WAV's PCM without its RIFF header has no sample format (a player plays noise or
+    /// nothing). TS repeats its PAT/PMT in band, MPJPEG, MJPEG, MP3 and ADTS frames stand on
+    /// their own, and opaque bytes are not understood: those play from any boundary.
+    pub fn needs_header(self) -> bool {
+        matches!(
+            self,
+            Container::Matroska
+                | Container::FragmentedMp4
+                | Container::Flv
+                | Container::Ogg
+                | Container::Wav
+        )
+    }
+}
+
 /// Finds header and unit boundaries in one stream's bytes.
 pub trait Demarcator: Send {
     /// Which container this parser reads.

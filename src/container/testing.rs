@@ -75,3 +75,51 @@ pub fn corrupt(data: &[u8], rng: &mut Rng, count: usize) -> Vec<u8> {
     }
     out
 }
+
+/// A toy container for the hub's tests: each `K` starts a keyframe, each `B` another unit;
+/// it claims to be `container` (so joins resolve as for that container) and has `header`.
+pub struct Toy {
+    at: u64,
+    container: super::Container,
+    header: Option<bytes::Bytes>,
+}
+
+impl Demarcator for Toy {
+    fn container(&self) -> super::Container {
+        self.container
+    }
+    fn push(&mut self, data: &[u8], marks: &mut Vec<Mark>) {
+        for (index, byte) in data.iter().enumerate() {
+            let kind = match byte {
+                b'K' => super::MarkKind::Keyframe,
+                b'B' => super::MarkKind::Boundary,
+                _ => continue,
+            };
+            marks.push(Mark {
+                offset: self.at + index as u64,
+                kind,
+            });
+        }
+        self.at += data.len() as u64;
+    }
+    fn header(&self) -> Option<&bytes::Bytes> {
+        self.header.as_ref()
+    }
+    fn audio_only(&self) -> bool {
+        false
+    }
+}
+
+/// Makes a [`Toy`] parser for each run.
+pub fn toy_factory(
+    container: super::Container,
+    header: Option<&'static [u8]>,
+) -> super::select::ParserFactory {
+    std::sync::Arc::new(move |_: &[u8]| {
+        Some(Box::new(Toy {
+            at: 0,
+            container,
+            header: header.map(bytes::Bytes::from_static),
+        }) as Box<dyn Demarcator>)
+    })
+}

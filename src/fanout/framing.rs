@@ -12,12 +12,25 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::hub::JOIN_WAIT_MAX;
 pub use crate::container::select::ParserFactory;
 use crate::container::{Container, Demarcator, Mark, MarkKind};
 
 /// The largest GOP kept for `keyframe=last` and screenshots: a 4 s GOP of a 32 Mbit/s
 /// stream. A longer one is not cached (those clients wait for the next keyframe instead).
 pub const GOP_BYTES_MAX: usize = 16 << 20;
+
+/// The shortest a join waits for a place to start, from the run's first byte when the run has
+/// shown no header and no mark at all, else from the last mark of the kind it waits for. Every
+/// container voyandz reads shows its header or first unit in its first reads, so a run whose
+/// bytes show neither for this long has none to wait for (TS of null or private-PID packets);
+/// and scheduling jitter must not turn a mark that is due into a give-up.
+pub const MARK_WAIT_MIN: Duration = Duration::from_millis(300);
+
+/// How many of the run's own intervals between marks (keyframes, for a keyframe join) a join
+/// waits past the last one before it decides none is coming and starts live: room for a late
+/// or irregular keyframe, yet a stream that stopped having them holds nobody back for long.
+pub const MARK_INTERVALS_WAIT: u32 = 3;
 
 /// What is known about a stream's container, for the status page and D-Bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +130,8 @@ pub(super) struct Framing {
     factory: ParserFactory,
     /// The current run's parser; `None` before its first byte or when it is opaque.
     demarcator: Option<Box<dyn Demarcator>>,
-    /// Whether the current run's first byte was seen (and so `demarcator` chosen).
-    decided: bool,
+    /// When the current run's first byte was seen (and so `demarcator` chosen).
+    first_byte_at: Option<Instant>,
     /// The hub offset of the current run's first byte: parser offsets are relative to it.
     base: u64,
     found: Vec<Mark>,
@@ -130,6 +143,9 @@ pub(super) struct Framing {
     previous: Gop,
     last_keyframe_at: Option<Instant>,
     keyframe_interval: Option<Duration>,
+    /// The same for marks of any kind (what a `?header` join or an audio join waits for).
+    last_mark_at: Option<Instant>,
+    mark_interval: Option<Duration>,
 }
 
 impl Framing {
@@ -137,7 +153,7 @@ impl Framing {
         Self {
             factory,
             demarcator: None,
-            decided: false,
+            first_byte_at: None,
             base,
             found: Vec::new(),
             marks: VecDeque::new(),
@@ -145,12 +161,26 @@ impl Framing {
             previous: Gop::default(),
             last_keyframe_at: None,
             keyframe_interval: None,
+            last_mark_at: None,
+            mark_interval: None,
         }
     }
 
     /// Whether the current run's container is known (parsed or opaque).
     pub fn decided(&self) -> bool {
-        self.decided
+        self.first_byte_at.is_some()
+    }
+
+    /// The hub offset of the current run's first byte.
+    pub fn run_start(&self) -> u64 {
+        self.base
+    }
+
+    /// The current run's container (opaque until its first byte).
+    pub fn container(&self) -> Container {
+        self.demarcator
+            .as_ref()
+            .map_or(Container::Opaque, |d| d.container())
     }
 
     /// Whether the current run is parsed (a client may join at marks).
@@ -173,10 +203,7 @@ impl Framing {
 
     pub fn info(&self) -> FramingInfo {
         FramingInfo {
-            container: self
-                .demarcator
-                .as_ref()
-                .map_or(Container::Opaque, |d| d.container()),
+            container: self.container(),
             header_bytes: self.header().map_or(0, Bytes::len),
             keyframe_interval: self.keyframe_interval,
             audio_only: self.audio_only(),
@@ -201,8 +228,8 @@ impl Framing {
     /// Parses the newest chunk (`pieces` already ends with it) and updates marks and GOP.
     pub fn on_publish(&mut self, slots: &VecDeque<Slot>, now: Instant) {
         let newest = slots.back().expect("the new chunk is retained");
-        if !self.decided {
-            self.decided = true;
+        if self.first_byte_at.is_none() {
+            self.first_byte_at = Some(now);
             self.demarcator = (self.factory)(&newest.data);
         }
         let Some(demarcator) = self.demarcator.as_mut() else {
@@ -215,11 +242,10 @@ impl Framing {
             let mut mark = self.found[index];
             mark.offset += self.base;
             self.marks.push_back(mark);
+            note_interval(&mut self.last_mark_at, &mut self.mark_interval, now);
             if mark.kind == MarkKind::Keyframe && !audio_only {
                 self.restart_gop(slots, mark.offset);
-                if let Some(last) = self.last_keyframe_at.replace(now) {
-                    self.keyframe_interval = Some(now - last);
-                }
+                note_interval(&mut self.last_keyframe_at, &mut self.keyframe_interval, now);
             } else if mark.offset > self.gop.start {
                 self.gop.last_mark = self.gop.last_mark.max(mark.offset);
             }
@@ -245,9 +271,116 @@ impl Framing {
         }
     }
 
+    /// When a join waiting for a mark (a keyframe when `keyframe_only`) should stop waiting
+    /// and start live, as far as the current run has shown: [`MARK_INTERVALS_WAIT`] of its
+    /// intervals between such marks after the last one; [`JOIN_WAIT_MAX`] after the last one
+    /// (or after the run's first byte) while no interval is known; [`MARK_WAIT_MIN`] after the
+    /// run's first byte when it has shown no header and no mark at all. `None` before the
+    /// run's first byte: nothing is known yet.
+    pub fn give_up_at(&self, keyframe_only: bool) -> Option<Instant> {
+        let started = self.first_byte_at?;
+        let (last, interval) = if keyframe_only && !self.audio_only() {
+            (self.last_keyframe_at, self.keyframe_interval)
+        } else {
+            (self.last_mark_at, self.mark_interval)
+        };
+        let silent = self.header().is_none() && self.last_mark_at.is_none();
+        Some(match (last, interval) {
+            (Some(last), Some(interval)) => {
+                last + (interval * MARK_INTERVALS_WAIT).max(MARK_WAIT_MIN)
+            }
+            (Some(last), None) => last + JOIN_WAIT_MAX,
+            (None, _) if silent => started + MARK_WAIT_MIN,
+            (None, _) => started + JOIN_WAIT_MAX,
+        })
+    }
+
     /// A new run starts at hub offset `base`: its bytes begin a new container (a new header),
     /// and nothing cached from the previous run may be served.
     pub fn restart(&mut self, base: u64) {
         *self = Self::new(Arc::clone(&self.factory), base);
+    }
+}
+
+/// Records a mark seen at `now` and the time since the one before. Marks of one chunk share
+/// its time: only the first of them counts, so an interval is never zero.
+fn note_interval(last: &mut Option<Instant>, interval: &mut Option<Duration>, now: Instant) {
+    match last.replace(now) {
+        Some(before) if now > before => *interval = Some(now - before),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::testing::toy_factory;
+
+    /// Publishes `data` at `at` as the hub does: retained, then parsed.
+    fn publish(
+        framing: &mut Framing,
+        slots: &mut VecDeque<Slot>,
+        data: &'static [u8],
+        at: Instant,
+    ) {
+        let offset = slots
+            .back()
+            .map_or(0, |slot| slot.offset + slot.data.len() as u64);
+        slots.push_back(Slot {
+            data: Bytes::from_static(data),
+            at,
+            offset,
+        });
+        framing.on_publish(slots, at);
+    }
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn a_run_that_shows_no_header_and_no_mark_holds_joins_only_briefly() {
+        let (mut framing, mut slots) = (
+            Framing::new(toy_factory(Container::MpegTs, None), 0),
+            VecDeque::new(),
+        );
+        let t0 = Instant::now();
+        assert_eq!(
+            framing.give_up_at(false),
+            None,
+            "nothing known before the first byte"
+        );
+        publish(&mut framing, &mut slots, b"xx", t0);
+        publish(&mut framing, &mut slots, b"yy", t0 + ms(1000));
+        assert_eq!(framing.give_up_at(false), Some(t0 + MARK_WAIT_MIN));
+        assert_eq!(framing.give_up_at(true), Some(t0 + MARK_WAIT_MIN));
+    }
+
+    #[test]
+    fn joins_wait_as_long_as_the_runs_own_pace_says() {
+        let (mut framing, mut slots) = (
+            Framing::new(toy_factory(Container::MpegTs, Some(b"H")), 0),
+            VecDeque::new(),
+        );
+        let t0 = Instant::now();
+        publish(&mut framing, &mut slots, b"x", t0);
+        // A header but no unit yet: the first may take a while (an encoder's look-ahead).
+        assert_eq!(framing.give_up_at(false), Some(t0 + JOIN_WAIT_MAX));
+        publish(&mut framing, &mut slots, b"K", t0 + ms(1000));
+        assert_eq!(
+            framing.give_up_at(true),
+            Some(t0 + ms(1000) + JOIN_WAIT_MAX)
+        );
+        publish(&mut framing, &mut slots, b"B", t0 + ms(1500));
+        publish(&mut framing, &mut slots, b"K", t0 + ms(3000));
+        // Keyframes 2 s apart: three of them.
+        assert_eq!(framing.give_up_at(true), Some(t0 + ms(3000 + 6000)));
+        assert_eq!(framing.give_up_at(false), Some(t0 + ms(3000 + 4500)));
+        // Boundaries 50 ms apart: never less than the floor.
+        publish(&mut framing, &mut slots, b"B", t0 + ms(3050));
+        assert_eq!(
+            framing.give_up_at(false),
+            Some(t0 + ms(3050) + MARK_WAIT_MIN)
+        );
     }
 }

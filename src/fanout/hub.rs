@@ -38,8 +38,9 @@ pub const BATCH_CHUNKS_MAX: usize = 64;
 /// the hub cannot see, so it stays small (one large read, or many small ones).
 pub const BATCH_BYTES_MAX: usize = 16 << 10;
 
-/// How long a joining client waits for a keyframe or boundary before it starts live anyway
-/// (a stream that has none: longer than any sane GOP).
+/// The longest a joining client waits for a keyframe or boundary before it starts live anyway
+/// (longer than any sane GOP); the run's own pace usually ends the wait much sooner (see
+/// [`Framing::give_up_at`]).
 pub const JOIN_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// What a subscriber sees next.
@@ -117,6 +118,12 @@ impl Ring {
         if !framing.decided() {
             return None;
         }
+        // At a run's first byte nothing is missed yet: whoever came before it gets the whole
+        // run (a `cat` of a TS file keeps the SDT in front of the PAT), whatever it asked for.
+        let run_start = framing.run_start();
+        if wait.from <= run_start && self.chunks.front().is_some_and(|c| c.offset <= run_start) {
+            return Some(run_start);
+        }
         if !framing.active() {
             // An opaque run: there is no better place than where the client came in.
             let oldest = self.chunks.front().map_or(wait.from, |slot| slot.offset);
@@ -127,6 +134,17 @@ impl Ring {
             .iter()
             .find(|mark| mark.offset >= wait.from && framing.accepts(mark, wait.keyframe_only))
             .map(|mark| mark.offset)
+    }
+
+    /// Whether a joining subscriber should stop waiting and start live: the run has shown
+    /// that the mark it waits for is not coming (see [`Framing::give_up_at`]).
+    fn gives_up(&self, wait: &Wait, now: Instant) -> bool {
+        wait.send_header
+            && self
+                .framing
+                .as_ref()
+                .and_then(|framing| framing.give_up_at(wait.keyframe_only))
+                .is_some_and(|at| now >= at)
     }
 
     /// Appends to `batch` the chunks from hub offset `offset` on (see [`Ring::take`]).
@@ -328,7 +346,9 @@ impl Hub {
         self.subscribe_with(Join::Live)
     }
 
-    /// A new consumer starting where `join` says. On a hub without framing every join is live.
+    /// A new consumer starting where `join` says, as the current run's container needs (see
+    /// [`Join::resolve`]). On a hub without framing every join is live; before a run's first
+    /// byte too: the run from byte 0 is the cleanest start there is.
     pub fn subscribe_with(self: &Arc<Self>, join: Join) -> Subscriber {
         let ring = self.lock();
         let mut subscriber = Subscriber {
@@ -339,17 +359,18 @@ impl Hub {
             listed: None,
             wait: None,
             first: Vec::new(),
+            sent_header: None,
             skips: 0,
         };
-        if let Some(framing) = ring.framing.as_ref() {
+        if let Some(framing) = ring.framing.as_ref().filter(|f| f.decided()) {
             let wait = |keyframe_only| Wait {
                 from: ring.published_bytes,
                 keyframe_only,
                 send_header: true,
                 deadline: Instant::now() + JOIN_WAIT_MAX,
             };
-            subscriber.wait = match join {
-                Join::Live => None,
+            subscriber.wait = match join.resolve(framing.container()) {
+                Join::Live | Join::Plain => None,
                 Join::Header => Some(wait(false)),
                 Join::Keyframe => Some(wait(true)),
                 Join::LastKeyframe => match (framing.gop(), framing.marks.back()) {
@@ -398,6 +419,8 @@ pub struct Subscriber {
     wait: Option<Wait>,
     /// Bytes to hand out before anything else (the header and the cached GOP).
     first: Vec<Bytes>,
+    /// The header sent to this joining subscriber while it waits for its first unit.
+    sent_header: Option<Bytes>,
     skips: u64,
 }
 
@@ -432,19 +455,39 @@ impl Subscriber {
         if ring.closed {
             return Poll::Ready(Event::Closed);
         }
-        if let Some(wait) = &self.wait
-            && let Some(offset) = ring.locate(wait)
-        {
-            if wait.send_header
-                && let Some(header) = ring.framing.as_ref().and_then(Framing::header)
-            {
-                batch.push_back(header.clone());
+        if let Some(wait) = &self.wait {
+            let header = ring.framing.as_ref().and_then(Framing::header);
+            let run_start = ring.framing.as_ref().map(Framing::run_start);
+            if let Some(offset) = ring.locate(wait) {
+                // A run from its byte 0 carries its own header; else the current one goes
+                // first, unless this subscriber already has it.
+                if wait.send_header
+                    && Some(offset) != run_start
+                    && let Some(header) = header
+                    && self.sent_header.as_ref() != Some(header)
+                {
+                    batch.push_back(header.clone());
+                }
+                self.cursor = ring.take_from(offset, batch, max);
+                self.wait = None;
+                return Poll::Ready(Event::Data);
             }
-            self.cursor = ring.take_from(offset, batch, max);
-            self.wait = None;
-            return Poll::Ready(Event::Data);
+            // The header at once, and with it the response head: only the data waits for
+            // its unit (an fMP4 fragment can be seconds away).
+            if wait.send_header
+                && self.sent_header.is_none()
+                && let Some(header) = header
+            {
+                self.sent_header = Some(header.clone());
+                batch.push_back(header.clone());
+                return Poll::Ready(Event::Data);
+            }
         }
-        if let Some(wait) = self.wait.take_if(|wait| Instant::now() >= wait.deadline) {
+        let now = Instant::now();
+        if let Some(wait) = self
+            .wait
+            .take_if(|wait| now >= wait.deadline || ring.gives_up(wait, now))
+        {
             // A stream without keyframes (or boundaries) to wait for.
             if !wait.send_header {
                 return Poll::Ready(Event::Lagged);
@@ -512,6 +555,8 @@ impl Drop for Subscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::Container;
+    use crate::container::testing::toy_factory;
 
     fn now_or_never(sub: &mut Subscriber, batch: &mut VecDeque<Bytes>) -> Poll<Event> {
         let waker = Waker::noop();
@@ -598,49 +643,14 @@ mod tests {
         assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Closed));
     }
 
-    /// A toy container: each `K` starts a keyframe, each `B` another unit.
-    struct Toy {
-        at: u64,
-        header: Bytes,
+    /// A hub of toy runs (`K` keyframe, `B` boundary, header `H`) that claim `container`.
+    fn toy_hub_of(container: Container) -> Arc<Hub> {
+        Hub::framed("toy", toy_factory(container, Some(b"H")))
     }
 
-    impl crate::container::Demarcator for Toy {
-        fn container(&self) -> crate::container::Container {
-            crate::container::Container::Opaque
-        }
-        fn push(&mut self, data: &[u8], marks: &mut Vec<crate::container::Mark>) {
-            use crate::container::{Mark, MarkKind};
-            for (index, byte) in data.iter().enumerate() {
-                let kind = match byte {
-                    b'K' => MarkKind::Keyframe,
-                    b'B' => MarkKind::Boundary,
-                    _ => continue,
-                };
-                marks.push(Mark {
-                    offset: self.at + index as u64,
-                    kind,
-                });
-            }
-            self.at += data.len() as u64;
-        }
-        fn header(&self) -> Option<&Bytes> {
-            Some(&self.header)
-        }
-        fn audio_only(&self) -> bool {
-            false
-        }
-    }
-
+    /// A toy hub whose container plays without its header (as TS).
     fn toy_hub() -> Arc<Hub> {
-        Hub::framed(
-            "toy",
-            Arc::new(|_: &[u8]| {
-                Some(Box::new(Toy {
-                    at: 0,
-                    header: Bytes::from_static(b"H"),
-                }) as Box<dyn crate::container::Demarcator>)
-            }),
-        )
+        toy_hub_of(Container::Opaque)
     }
 
     fn publish_all(hub: &Hub, chunks: &[&'static [u8]]) {
@@ -654,27 +664,90 @@ mod tests {
     }
 
     #[test]
-    fn a_keyframe_join_gets_the_header_then_the_next_keyframe() {
+    fn a_keyframe_join_gets_the_header_at_once_then_the_next_keyframe() {
         let hub = toy_hub();
         publish_all(&hub, &[b"K0", b"p1"]);
         let mut sub = hub.subscribe_with(Join::Keyframe);
         let mut got = VecDeque::new();
+        assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(
+            text(&got),
+            [&b"H"[..]],
+            "the header does not wait for a unit"
+        );
         publish_all(&hub, &[b"p2", b"B3"]);
         assert!(now_or_never(&mut sub, &mut got).is_pending());
         publish_all(&hub, &[b"K4", b"p5"]);
         assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
-        assert_eq!(text(&got), [&b"H"[..], b"K4", b"p5"]);
+        assert_eq!(text(&got), [&b"H"[..], b"K4", b"p5"], "the header once");
     }
 
     #[test]
-    fn a_header_join_starts_at_the_next_boundary() {
-        let hub = toy_hub();
-        publish_all(&hub, &[b"K0"]);
-        let mut sub = hub.subscribe_with(Join::Header);
+    fn a_plain_join_is_live_or_clean_as_the_known_container_needs() {
+        let plays_anywhere = toy_hub_of(Container::MpegTs);
+        let needs_header = toy_hub_of(Container::Matroska);
+        for hub in [&plays_anywhere, &needs_header] {
+            publish_all(hub, &[b"K0", b"p1"]);
+        }
+        let mut live = plays_anywhere.subscribe_with(Join::Plain);
+        let mut clean = needs_header.subscribe_with(Join::Plain);
+        let mut header = needs_header.subscribe_with(Join::Header);
+        for hub in [&plays_anywhere, &needs_header] {
+            publish_all(hub, &[b"p2", b"B3", b"K4"]);
+        }
         let mut got = VecDeque::new();
-        publish_all(&hub, &[b"p1", b"B2", b"p3"]);
-        assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
-        assert_eq!(text(&got), [&b"H"[..], b"B2", b"p3"]);
+        assert_eq!(now_or_never(&mut live, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"p2"[..], b"B3", b"K4"]);
+        for sub in [&mut clean, &mut header] {
+            got.clear();
+            assert_eq!(now_or_never(sub, &mut got), Poll::Ready(Event::Data));
+            assert_eq!(text(&got), [&b"H"[..], b"K4"], "a keyframe, not B3");
+        }
+        // `?header=0&keyframe=0` forces live bytes anywhere.
+        let mut raw = needs_header.subscribe_with(Join::Live);
+        publish_all(&needs_header, &[b"p5"]);
+        got.clear();
+        assert_eq!(now_or_never(&mut raw, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"p5"[..]]);
+    }
+
+    #[test]
+    fn a_join_before_a_run_starts_gets_the_run_from_byte_0() {
+        let hub = toy_hub_of(Container::Matroska);
+        // The hub is idle: its container is not known yet.
+        let mut idle = hub.subscribe_with(Join::Keyframe);
+        publish_all(&hub, &[b"x0", b"p1", b"K2"]);
+        let mut got = VecDeque::new();
+        assert_eq!(now_or_never(&mut idle, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"x0"[..], b"p1", b"K2"]);
+    }
+
+    #[test]
+    fn joins_waiting_when_a_new_run_starts_get_that_run_from_byte_0() {
+        let hub = toy_hub_of(Container::Matroska);
+        publish_all(&hub, &[b"K0", b"p1"]);
+        let mut waiting = hub.subscribe_with(Join::Plain);
+        let mut got = VecDeque::new();
+        assert_eq!(
+            now_or_never(&mut waiting, &mut got),
+            Poll::Ready(Event::Data)
+        );
+        assert_eq!(text(&got), [&b"H"[..]]);
+        // Between two runs (a resurrection): exactly at the start of the next one.
+        let mut between = hub.subscribe_with(Join::Header);
+        hub.start_run();
+        publish_all(&hub, &[b"s0", b"p1", b"K2"]);
+        for sub in [&mut waiting, &mut between] {
+            got.clear();
+            while now_or_never(sub, &mut got) == Poll::Ready(Event::Data) {}
+            let start = got.iter().position(|chunk| chunk.as_ref() == b"s0");
+            assert_eq!(
+                start.map(|at| text(&got)[at..].to_vec()),
+                Some(vec![&b"s0"[..], b"p1", b"K2"]),
+                "got {:?}",
+                text(&got)
+            );
+        }
     }
 
     #[test]

@@ -4,12 +4,20 @@
 //! beginning. If client is incapable of accepting gibberish, it should be allowed for this
 //! client to specify a parameter in URL query demanding from voyandz to provide a proper
 //! header. Another URL query parameter should demand to start streaming from an intra-frame."
+//!
+//! The spec allows gibberish at the start, it does not require it: a plain URL (no join
+//! parameter) gets raw live bytes only where a player can start anywhere, and a clean start
+//! where it cannot (see [`Join::resolve`]).
+
+use crate::container::Container;
 
 /// Where a client's stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Join {
-    /// The next byte published (no parameter): lowest latency, possibly mid-unit.
+    /// The next byte published (`?header=0&keyframe=0`): lowest latency, possibly mid-unit.
     Live,
+    /// No join parameter (the plain URL): what the container needs, once it is known.
+    Plain,
     /// `?header`: the container's header, then data from the next unit boundary.
     Header,
     /// `?keyframe`: the header, then data from the next keyframe.
@@ -35,7 +43,7 @@ impl Join {
     /// Reads `header` and `keyframe` from a URL query; other parameters are left to others
     /// (and ignored here: browsers add cache busters).
     pub fn from_query(query: Option<&str>) -> Result<Self, BadParameter> {
-        let mut join = Join::Live;
+        let mut join = None;
         for (name, value) in parameters(query) {
             let bad = |expected| BadParameter {
                 name: name.to_string(),
@@ -52,18 +60,32 @@ impl Join {
                 ("keyframe", Some(_)) => return Err(bad("nothing, 1, last or 0")),
                 _ => continue,
             };
-            join = join.at_least(wanted);
+            join = Some(join.map_or(wanted, |join: Join| join.at_least(wanted)));
         }
-        Ok(join)
+        Ok(join.unwrap_or(Join::Plain))
+    }
+
+    /// The join to make on a run of `container`. A plain URL gets raw live bytes where a
+    /// player can start anywhere (TS, MPJPEG, MP3, opaque bytes: no latency added) and the
+    /// header and a keyframe where it cannot play without the header (WebM, fMP4, FLV, Ogg,
+    /// WAV). There `?header` starts at a keyframe too: ffmpeg and GStreamer fail on VP9 that
+    /// starts on inter frames.
+    pub fn resolve(self, container: Container) -> Join {
+        match self {
+            Join::Plain | Join::Header if container.needs_header() => Join::Keyframe,
+            Join::Plain => Join::Live,
+            join => join,
+        }
     }
 
     /// The stricter of two policies (`?header&keyframe` is a keyframe join).
     pub fn at_least(self, other: Join) -> Join {
         let rank = |join| match join {
             Join::Live => 0,
-            Join::Header => 1,
-            Join::Keyframe => 2,
-            Join::LastKeyframe => 3,
+            Join::Plain => 1,
+            Join::Header => 2,
+            Join::Keyframe => 3,
+            Join::LastKeyframe => 4,
         };
         if rank(other) > rank(self) {
             other
@@ -110,8 +132,13 @@ mod tests {
 
     #[test]
     fn parameters_choose_the_join() {
-        assert_eq!(Join::from_query(None), Ok(Join::Live));
-        assert_eq!(Join::from_query(Some("t=123")), Ok(Join::Live));
+        assert_eq!(Join::from_query(None), Ok(Join::Plain));
+        assert_eq!(Join::from_query(Some("t=123")), Ok(Join::Plain));
+        assert_eq!(
+            Join::from_query(Some("header=0&keyframe=0")),
+            Ok(Join::Live)
+        );
+        assert_eq!(Join::from_query(Some("keyframe=0")), Ok(Join::Live));
         assert_eq!(Join::from_query(Some("header")), Ok(Join::Header));
         assert_eq!(Join::from_query(Some("header=1")), Ok(Join::Header));
         assert_eq!(Join::from_query(Some("keyframe")), Ok(Join::Keyframe));
@@ -127,6 +154,29 @@ mod tests {
             Join::from_query(Some("keyframe=last&header")),
             Ok(Join::LastKeyframe)
         );
+    }
+
+    #[test]
+    fn a_plain_url_gets_a_clean_start_only_where_the_container_needs_its_header() {
+        for container in [
+            Container::Matroska,
+            Container::FragmentedMp4,
+            Container::Ogg,
+        ] {
+            assert_eq!(Join::Plain.resolve(container), Join::Keyframe);
+            assert_eq!(Join::Header.resolve(container), Join::Keyframe);
+            assert_eq!(Join::Live.resolve(container), Join::Live);
+        }
+        for container in [Container::MpegTs, Container::Mpjpeg, Container::Opaque] {
+            assert_eq!(Join::Plain.resolve(container), Join::Live);
+            assert_eq!(Join::Header.resolve(container), Join::Header);
+        }
+        assert_eq!(
+            Join::LastKeyframe.resolve(Container::Flv),
+            Join::LastKeyframe
+        );
+        // A multipart client forces a part boundary on the plain URL.
+        assert_eq!(Join::Plain.at_least(Join::Header), Join::Header);
     }
 
     #[test]

@@ -1233,3 +1233,49 @@ impl Server {
         }
     }
 }
+
+// Joins (where a client starts): a clean start a decoder can play
+// ---------------------------------------------------------------------------------------
+
+/// ffprobe decodes every frame of `bytes` without one error line, finds the `streams`
+/// (`codec_name,codec_type` lines), and (when `video`) the first video frame is a keyframe:
+/// what a player needs from the first byte it gets.
+pub fn assert_clean_start(what: &str, bytes: &[u8], streams: &[&str], video: bool) {
+    assert!(!bytes.is_empty(), "{what}: no bytes");
+    let (_, errors) = ffprobe_with_errors(bytes, &["-show_frames", "-of", "csv"]);
+    assert!(
+        errors.trim().is_empty(),
+        "{what}: ffprobe -v error reported errors on {} bytes:\n{errors}",
+        bytes.len()
+    );
+    let found = probe_streams(bytes);
+    for expected in streams {
+        assert!(
+            found.iter().any(|s| s == expected),
+            "{what}: expected stream {expected}, ffprobe found {found:?}"
+        );
+    }
+    if !video {
+        return;
+    }
+    let (first, errors) = ffprobe_with_errors(
+        bytes,
+        &[
+            "-show_frames",
+            "-select_streams",
+            "v",
+            "-read_intervals",
+            "%+#1",
+            "-show_entries",
+            "frame=key_frame",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    assert!(errors.trim().is_empty(), "{what}: {errors}");
+    assert_eq!(
+        first.lines().next().map(str::trim),
+        Some("1"),
+        "{what}: the first video frame is not a keyframe (ffprobe: {first:?})"
+    );
+}
