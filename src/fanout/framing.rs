@@ -171,6 +171,16 @@ impl Framing {
         !keyframe_only || mark.kind == MarkKind::Keyframe || self.audio_only()
     }
 
+    /// Hub offset of the newest kept keyframe (audio: frame), where a client that fell
+    /// behind may start again.
+    pub fn newest_start(&self) -> Option<u64> {
+        self.marks
+            .iter()
+            .rev()
+            .find(|mark| self.accepts(mark, true))
+            .map(|mark| mark.offset)
+    }
+
     pub fn info(&self) -> FramingInfo {
         FramingInfo {
             container: self
