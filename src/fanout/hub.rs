@@ -732,14 +732,19 @@ mod tests {
         assert_eq!(text(&units.into()), [&b"K0"[..], b"p1", b"B2", b"p3"]);
     }
 
-    #[test]
-    fn a_paused_subscriber_of_a_framed_hub_resumes_at_the_newest_kept_keyframe() {
-        let hub = toy_hub();
-        let mut paused = hub.subscribe();
+    /// Publishes non-marked filler until everything published before is evicted.
+    fn overflow(hub: &Hub) {
         let filler = Bytes::from(vec![b'p'; 64 << 10]);
         for _ in 0..(2 * LAG_BYTES_MAX / filler.len()) {
             hub.publish(filler.clone());
         }
+    }
+
+    #[test]
+    fn a_paused_subscriber_of_a_framed_hub_resumes_at_the_newest_kept_keyframe() {
+        let hub = toy_hub();
+        let mut paused = hub.subscribe();
+        overflow(&hub);
         publish_all(&hub, &[b"K1", b"p2", b"K3", b"p4"]);
         let mut got = VecDeque::new();
         assert_eq!(
@@ -761,10 +766,7 @@ mod tests {
     fn a_lagging_subscriber_of_a_framed_hub_skips_to_the_next_keyframe() {
         let hub = toy_hub();
         let mut slow = hub.subscribe();
-        let filler = Bytes::from(vec![b'p'; 64 << 10]);
-        for _ in 0..(2 * LAG_BYTES_MAX / filler.len()) {
-            hub.publish(filler.clone());
-        }
+        overflow(&hub);
         let mut got = VecDeque::new();
         assert_eq!(
             now_or_never(&mut slow, &mut got),
