@@ -1,7 +1,9 @@
 //! Paused clients (issue 16, item 2): a client of a container-aware stream that stops reading
 //! for longer than the hub keeps data is not disconnected; when it reads again it skips to
 //! the newest keyframe the hub keeps, so what it gets is current and starts on a clean
-//! picture. Dead peers are left to the kernel: every accepted socket has TCP keepalive.
+//! picture. Dead peers are left to the kernel: every accepted socket has TCP keepalive. A
+//! paused client of an opaque stream, which has nowhere clean to resume, is cut when it reads
+//! again (the documented choice; it was so before this change too).
 //!
 //! "Current" is measured in the stream's own clock: the video PTS of the packets the client
 //! received (ffprobe) against the time it spent paused.
@@ -160,4 +162,31 @@ fn accepted_sockets_have_keepalive_so_dead_peers_are_found() {
         timer()
     );
     drop(client);
+}
+
+#[test]
+fn a_paused_client_of_an_opaque_stream_is_cut_when_it_reads_again() {
+    // Raw pixels: no container to resume in, about 190 kB/s.
+    let server = Server::start(
+        "streams:\n  raw:\n    command: ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=160x120:rate=10 -f rawvideo -pix_fmt gray -\n    mimetype: application/octet-stream\n",
+    );
+    let mut client = server.open("/stream/raw");
+    assert_eq!(client.status, 200);
+    client.read_at_least(20_000, Duration::from_secs(15));
+    // Longer than the hub keeps data (2 s), far shorter than the stall limit.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        client.wait_closed(Duration::from_secs(10)),
+        "a client that paused on an opaque stream was not cut when it read again"
+    );
+    assert!(
+        wait_until(
+            || server
+                .log_text()
+                .contains("reason=\"too slow: fell behind live\""),
+            Duration::from_secs(2)
+        ),
+        "not cut for falling behind: {:?}",
+        server.log_lines()
+    );
 }
