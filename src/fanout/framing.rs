@@ -181,6 +181,11 @@ impl Framing {
             .map(|mark| mark.offset)
     }
 
+    /// Time between the last two keyframes: when the next one is due.
+    pub fn keyframe_interval(&self) -> Option<Duration> {
+        self.keyframe_interval
+    }
+
     pub fn info(&self) -> FramingInfo {
         FramingInfo {
             container: self

@@ -458,12 +458,15 @@ impl Subscriber {
             };
             self.skips += 1;
             // Resume at the newest keyframe still kept (a paused client that reads again
-            // gets the present at once); only when none is kept, wait for the next one.
+            // gets the present at once). When none is kept (a GOP longer than what the hub
+            // keeps), the next one is due within a keyframe interval: wait that long on top
+            // of the lag bound before giving up on the stream's keyframes.
+            let next_due = framing.keyframe_interval().unwrap_or_default();
             self.wait = Some(Wait {
                 from: framing.newest_start().unwrap_or(ring.published_bytes),
                 keyframe_only: true,
                 send_header: false,
-                deadline: Instant::now() + LAG_MAX,
+                deadline: Instant::now() + LAG_MAX + next_due.min(JOIN_WAIT_MAX),
             });
             return Poll::Ready(Event::Skipped);
         }
@@ -760,6 +763,31 @@ mod tests {
             [&b"K3"[..], b"p4"],
             "no wait for a next keyframe"
         );
+    }
+
+    #[test]
+    fn a_skipping_subscriber_waits_a_keyframe_interval_past_the_lag_bound() {
+        let hub = toy_hub();
+        let interval = Duration::from_millis(300);
+        publish_all(&hub, &[b"K0"]);
+        std::thread::sleep(interval);
+        publish_all(&hub, &[b"K1"]);
+        let mut paused = hub.subscribe();
+        overflow(&hub);
+        let mut got = VecDeque::new();
+        assert_eq!(
+            now_or_never(&mut paused, &mut got),
+            Poll::Ready(Event::Skipped)
+        );
+        // No keyframe is kept: past the lag bound, the next one is still due, not missing.
+        std::thread::sleep(LAG_MAX + interval / 3);
+        assert!(now_or_never(&mut paused, &mut got).is_pending());
+        publish_all(&hub, &[b"K2"]);
+        assert_eq!(
+            now_or_never(&mut paused, &mut got),
+            Poll::Ready(Event::Data)
+        );
+        assert_eq!(text(&got), [&b"K2"[..]]);
     }
 
     #[test]
