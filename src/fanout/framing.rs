@@ -201,6 +201,21 @@ impl Framing {
         !keyframe_only || mark.kind == MarkKind::Keyframe || self.audio_only()
     }
 
+    /// Hub offset of the newest kept keyframe (audio: frame), where a client that fell
+    /// behind may start again.
+    pub fn newest_start(&self) -> Option<u64> {
+        self.marks
+            .iter()
+            .rev()
+            .find(|mark| self.accepts(mark, true))
+            .map(|mark| mark.offset)
+    }
+
+    /// Time between the last two keyframes: when the next one is due.
+    pub fn keyframe_interval(&self) -> Option<Duration> {
+        self.keyframe_interval
+    }
+
     pub fn info(&self) -> FramingInfo {
         FramingInfo {
             container: self.container(),

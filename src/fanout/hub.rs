@@ -53,8 +53,9 @@ pub enum Event {
     /// The cursor fell behind the oldest kept chunk; `skip_to_live` moves it to the present.
     /// (Only on hubs without framing: container-aware ones skip to a keyframe instead.)
     Lagged,
-    /// The subscriber fell too far behind and now skips ahead to the next keyframe (audio:
-    /// the next frame boundary); its data goes on from there.
+    /// The subscriber fell too far behind (it read too slowly, or paused) and now skips ahead
+    /// to the newest keyframe the hub keeps (audio: the newest frame), or to the next one
+    /// when none is kept; its data goes on from there.
     Skipped,
     /// The producer ended for good (its input ended, or it must not be resurrected).
     Ended,
@@ -495,15 +496,20 @@ impl Subscriber {
             self.cursor = ring.next_seq();
         }
         if self.wait.is_none() && self.cursor < ring.first_seq {
-            if !ring.framing.as_ref().is_some_and(Framing::active) {
+            let Some(framing) = ring.framing.as_ref().filter(|framing| framing.active()) else {
                 return Poll::Ready(Event::Lagged);
-            }
+            };
             self.skips += 1;
+            // Resume at the newest keyframe still kept (a paused client that reads again
+            // gets the present at once). When none is kept (a GOP longer than what the hub
+            // keeps), the next one is due within a keyframe interval: wait that long on top
+            // of the lag bound before giving up on the stream's keyframes.
+            let next_due = framing.keyframe_interval().unwrap_or_default();
             self.wait = Some(Wait {
-                from: ring.published_bytes,
+                from: framing.newest_start().unwrap_or(ring.published_bytes),
                 keyframe_only: true,
                 send_header: false,
-                deadline: Instant::now() + LAG_MAX,
+                deadline: Instant::now() + LAG_MAX + next_due.min(JOIN_WAIT_MAX),
             });
             return Poll::Ready(Event::Skipped);
         }
@@ -802,14 +808,66 @@ mod tests {
         assert_eq!(text(&units.into()), [&b"K0"[..], b"p1", b"B2", b"p3"]);
     }
 
-    #[test]
-    fn a_lagging_subscriber_of_a_framed_hub_skips_to_the_next_keyframe() {
-        let hub = toy_hub();
-        let mut slow = hub.subscribe();
+    /// Publishes non-marked filler until everything published before is evicted.
+    fn overflow(hub: &Hub) {
         let filler = Bytes::from(vec![b'p'; 64 << 10]);
         for _ in 0..(2 * LAG_BYTES_MAX / filler.len()) {
             hub.publish(filler.clone());
         }
+    }
+
+    #[test]
+    fn a_paused_subscriber_of_a_framed_hub_resumes_at_the_newest_kept_keyframe() {
+        let hub = toy_hub();
+        let mut paused = hub.subscribe();
+        overflow(&hub);
+        publish_all(&hub, &[b"K1", b"p2", b"K3", b"p4"]);
+        let mut got = VecDeque::new();
+        assert_eq!(
+            now_or_never(&mut paused, &mut got),
+            Poll::Ready(Event::Skipped)
+        );
+        assert_eq!(
+            now_or_never(&mut paused, &mut got),
+            Poll::Ready(Event::Data)
+        );
+        assert_eq!(
+            text(&got),
+            [&b"K3"[..], b"p4"],
+            "no wait for a next keyframe"
+        );
+    }
+
+    #[test]
+    fn a_skipping_subscriber_waits_a_keyframe_interval_past_the_lag_bound() {
+        let hub = toy_hub();
+        let interval = Duration::from_millis(300);
+        publish_all(&hub, &[b"K0"]);
+        std::thread::sleep(interval);
+        publish_all(&hub, &[b"K1"]);
+        let mut paused = hub.subscribe();
+        overflow(&hub);
+        let mut got = VecDeque::new();
+        assert_eq!(
+            now_or_never(&mut paused, &mut got),
+            Poll::Ready(Event::Skipped)
+        );
+        // No keyframe is kept: past the lag bound, the next one is still due, not missing.
+        std::thread::sleep(LAG_MAX + interval / 3);
+        assert!(now_or_never(&mut paused, &mut got).is_pending());
+        publish_all(&hub, &[b"K2"]);
+        assert_eq!(
+            now_or_never(&mut paused, &mut got),
+            Poll::Ready(Event::Data)
+        );
+        assert_eq!(text(&got), [&b"K2"[..]]);
+    }
+
+    #[test]
+    fn a_lagging_subscriber_of_a_framed_hub_skips_to_the_next_keyframe() {
+        let hub = toy_hub();
+        let mut slow = hub.subscribe();
+        overflow(&hub);
         let mut got = VecDeque::new();
         assert_eq!(
             now_or_never(&mut slow, &mut got),

@@ -2,8 +2,10 @@
 //!
 //! Each poll hands hyper the next pending chunk; when none is pending it takes every chunk the
 //! hub holds for this client at once, so hyper queues them and writes them in one vectored
-//! write. A client that falls [`LAG_MAX`] behind live is cut off (its connection is aborted, so
-//! it can tell a truncated stream from a finished one), and never slows the others.
+//! write. A client that falls [`LAG_MAX`] behind live (it reads too slowly, or paused) skips
+//! ahead to a keyframe on a container-aware stream; on an opaque one, which it could not
+//! resume cleanly, it is cut off (its connection is aborted, so it can tell a truncated stream
+//! from a finished one). It never slows the others.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -112,7 +114,7 @@ impl Body for ClientBody {
                     peer = %this.client.peer,
                     path = %this.client.path,
                     skips = this.subscriber.skips(),
-                    "client too slow: skipping ahead to the next keyframe"
+                    "client too slow or paused: skipping ahead to a keyframe"
                 ),
                 Event::Lagged => {
                     this.end = "too slow: fell behind live";

@@ -2,7 +2,11 @@
 //!
 //! Every accepted socket gets `TCP_NODELAY` (a chunk goes out the moment it is written) and a
 //! small `TCP_NOTSENT_LOWAT`, so that a slow client's backlog stays in our bounded hub, where
-//! it is measured and cut, instead of hiding seconds of video in a 4 MiB kernel buffer.
+//! it is measured and cut, instead of hiding seconds of video in a 4 MiB kernel buffer. The
+//! kernel watches for dead peers on each (keepalive and `TCP_USER_TIMEOUT`, see [`stall`]),
+//! so a client that only pauses is never taken for one.
+//!
+//! [`stall`]: super::stall
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::routes::Routes;
-use super::stall::{ResetOnClose, StallGuard, WRITE_STALL_MAX};
+use super::stall::{ResetOnClose, StallGuard, WRITE_STALL_MAX, watch_peer};
 use crate::lifecycle::Tasks;
 
 /// Unsent bytes the kernel may hold per client socket: a few chunks of a high bit-rate
@@ -64,6 +68,9 @@ fn configure(socket: &TcpStream, peer: SocketAddr) {
     }
     if let Err(error) = socket2::SockRef::from(socket).set_tcp_notsent_lowat(NOTSENT_LOWAT_BYTES) {
         tracing::debug!(%peer, %error, "cannot set TCP_NOTSENT_LOWAT");
+    }
+    if let Err(error) = watch_peer(socket) {
+        tracing::debug!(%peer, %error, "cannot set TCP keepalive or TCP_USER_TIMEOUT");
     }
 }
 

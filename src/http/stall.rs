@@ -1,9 +1,11 @@
-//! Cuts off clients that stop reading, and resets the connections of clients that are cut.
+//! Tells paused clients from dead ones, and resets the connections of clients that are cut.
 //!
-//! A client that reads nothing at all never lets hyper ask the stream body for more bytes, so
-//! the hub's lag bound never sees it: a paused player or a vanished peer would keep its
-//! stream running and its buffers pinned for ever. This wrapper fails a write that has been
-//! waiting for the socket longer than [`WRITE_STALL_MAX`], which ends the connection.
+//! A client that pauses (a player whose buffer is full, an ffmpeg probing its other inputs
+//! one after another) takes no bytes for a while, then reads again: it is kept, because the
+//! hub bounds its lag and resumes it at the newest keyframe. A dead peer is found by the
+//! kernel ([`watch_peer`]: TCP keepalive on an idle connection, `TCP_USER_TIMEOUT` on
+//! unacknowledged data); and a write that waits longer than [`WRITE_STALL_MAX`] fails, which
+//! ends the connection, so that nothing keeps a stream running for ever.
 //!
 //! A client that is cut off (stalled, or too far behind live) gets a TCP reset rather than a
 //! normal close: otherwise it would go on reading the bytes still queued in the kernel for
@@ -19,10 +21,40 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// How long a client may take no bytes at all while we have some for it: longer than a slow
-/// reader's TCP window stays shut (a receiver reopens it only once half its buffer is free:
-/// 64 KiB is over 6 s at 10 KB/s), short enough that a dead peer frees its stream soon.
-pub const WRITE_STALL_MAX: Duration = Duration::from_secs(8);
+/// How long a client may take no bytes at all while we have some for it: a paused player,
+/// or an ffmpeg that probes several inputs one after another (upstream's 4x4 mosaic probes
+/// four, about 5 s each), reads again well within a minute, and a slow reader's TCP window
+/// reopens far sooner; a peer silent for longer is taken for gone, so that it stops holding
+/// its stream running.
+pub const WRITE_STALL_MAX: Duration = Duration::from_secs(60);
+/// How long a connection with nothing to send stays quiet before the kernel starts probing
+/// its peer: short, since a probe costs one empty segment.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+/// Time between two keepalive probes that go unanswered.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long the peer may answer nothing (no ACK of our data, of a keepalive probe or of a
+/// window probe) before the kernel drops the connection. Linux applies it to a receiver that
+/// keeps its window shut too, alive or not (measured on 6.18: a reader paused with a full
+/// buffer is cut after exactly this long), and it replaces the keepalive probe count; so it
+/// must not be shorter than the pause a client is allowed: a little longer than
+/// [`WRITE_STALL_MAX`], whose cut is logged with its reason and so must come first.
+pub const USER_TIMEOUT: Duration = Duration::from_secs(65);
+const _: () = assert!(
+    USER_TIMEOUT.as_secs() > WRITE_STALL_MAX.as_secs(),
+    "the kernel must not cut a paused client before the logged stall limit"
+);
+
+/// Has the kernel find a dead peer of `socket`: keepalive probes once the connection has been
+/// quiet for [`KEEPALIVE_IDLE`], and a drop once the peer answered nothing for
+/// [`USER_TIMEOUT`] (probes, or data it never acknowledged).
+pub fn watch_peer(socket: &impl std::os::fd::AsFd) -> io::Result<()> {
+    let socket = socket2::SockRef::from(socket);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    socket.set_tcp_keepalive(&keepalive)?;
+    socket.set_tcp_user_timeout(Some(USER_TIMEOUT))
+}
 
 /// Set when a connection must end with a reset (shared by the socket and its responses).
 #[derive(Debug, Clone, Default)]
@@ -190,5 +222,26 @@ mod tests {
             read.expect_err("a reset, not a clean end").kind(),
             io::ErrorKind::ConnectionReset
         );
+    }
+
+    #[tokio::test]
+    async fn a_watched_socket_probes_its_peer_and_outlasts_the_stall_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().expect("address"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        watch_peer(&server).expect("set the options");
+        let socket = socket2::SockRef::from(&server);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(socket.tcp_keepalive_time().expect("idle"), KEEPALIVE_IDLE);
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("interval"),
+            KEEPALIVE_INTERVAL
+        );
+        let user_timeout = socket.tcp_user_timeout().expect("TCP_USER_TIMEOUT");
+        assert_eq!(user_timeout, Some(USER_TIMEOUT));
     }
 }
