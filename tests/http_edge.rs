@@ -1,0 +1,139 @@
+//! The edges of HTTP (issue 16, item 7): every accepted connection's end is logged with its
+//! peer and why, including those hyper ends before a request reaches the routes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Server, ticker, wait_until};
+
+/// Bound for one raw exchange: past the server's 10 s header read timeout.
+const EXCHANGE_MAX: Duration = Duration::from_secs(20);
+/// Bound for a log line to appear.
+const LOG_WAIT: Duration = Duration::from_secs(5);
+
+/// Connects, sends `request` (then half-closes when `finish`), and reads until the server
+/// closes or [`EXCHANGE_MAX`]: every byte received, and our address (the server's `peer`).
+fn exchange(server: &Server, request: &[u8], finish: bool) -> (Vec<u8>, SocketAddr) {
+    let mut socket = TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+    let local = socket.local_addr().expect("local address");
+    // The server may answer and close before it read everything (431): a failed write is
+    // part of the exchange, not an error of the test.
+    let _ = socket.write_all(request);
+    if finish {
+        let _ = socket.shutdown(Shutdown::Write);
+    }
+    let deadline = Instant::now() + EXCHANGE_MAX;
+    let mut received = Vec::new();
+    let mut buf = [0; 16 << 10];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("set a read timeout");
+        match socket.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+    (received, local)
+}
+
+/// The status codes of the responses in `bytes`, in order (heads only: bodies here are text
+/// that never starts with `HTTP/1.1 `).
+fn statuses(bytes: &[u8]) -> Vec<u16> {
+    String::from_utf8_lossy(bytes)
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .filter_map(|rest| rest.get(..3)?.parse().ok())
+        .collect()
+}
+
+/// The `connection closed` line of the connection from `local`.
+fn connection_end(server: &Server, local: SocketAddr) -> String {
+    let peer = format!("peer={local}");
+    let find = || {
+        server.log_lines().into_iter().find(|line| {
+            line.contains("connection closed") && line.split(' ').any(|field| field == peer)
+        })
+    };
+    wait_until(|| find().is_some(), LOG_WAIT);
+    find().unwrap_or_else(|| {
+        panic!(
+            "no `connection closed` line for {local}; log:\n{}",
+            server.log_text()
+        )
+    })
+}
+
+fn errors_config() -> String {
+    format!(
+        "streams:\n  s:\n    command: {}\n    mimetype: text/plain\n  gone:\n    command: voyandz-test-no-such-command\n    mimetype: video/mp2t\n  dud:\n    command: sh -c 'exit 3'\n    mimetype: video/mp2t\n  mp3:\n    command: {}\n    mimetype: audio/mpeg\n",
+        ticker("edgetick"),
+        ticker("edgemp3")
+    )
+}
+
+#[test]
+fn a_connection_that_sends_nothing_is_logged() {
+    let server = Server::start(&errors_config());
+    let (_, local) = exchange(&server, b"", true);
+    let line = connection_end(&server, local);
+    assert!(
+        line.contains("reason=\"closed before a request\""),
+        "{line}"
+    );
+    assert!(line.contains("requests=0"), "{line}");
+    assert!(line.contains(" INFO "), "{line}");
+    // A served connection names its requests.
+    let (_, local) = exchange(
+        &server,
+        b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    let line = connection_end(&server, local);
+    assert!(line.contains("requests=1"), "{line}");
+}
+
+#[test]
+fn a_garbage_request_is_logged() {
+    let server = Server::start(&errors_config());
+    let (bytes, local) = exchange(&server, b"HELLO THERE\r\n\r\n", false);
+    assert_eq!(
+        statuses(&bytes),
+        [400],
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let line = connection_end(&server, local);
+    assert!(line.contains("reason=\"bad request\""), "{line}");
+}
+
+#[test]
+fn a_partial_request_line_is_logged() {
+    let server = Server::start(&errors_config());
+    let (_, local) = exchange(&server, b"GET /stream/s HT", true);
+    let line = connection_end(&server, local);
+    assert!(
+        line.contains("reason=\"closed in the middle of a request\""),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_over_long_request_is_logged() {
+    let server = Server::start(&errors_config());
+    let request = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(20_000));
+    let (_, local) = exchange(&server, request.as_bytes(), false);
+    let line = connection_end(&server, local);
+    assert!(line.contains("reason=\"headers too large\""), "{line}");
+}
+
+#[test]
+fn the_header_read_timeout_is_logged() {
+    let server = Server::start(&errors_config());
+    let (_, local) = exchange(&server, b"GET /stream/s HTTP/1.1\r\n", false);
+    let line = connection_end(&server, local);
+    assert!(line.contains("reason=\"header read timeout\""), "{line}");
+}
