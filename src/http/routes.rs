@@ -4,6 +4,8 @@
 //! page is on) and `/config` shows the final configuration (when enabled). Unknown paths get
 //! 404, methods other than GET and HEAD 405, and a stream whose command cannot start 502 with a
 //! short text saying why, rather than a hanging client or an empty 200.
+//!
+//! Routes see the decoded path ([`url`]); a path that does not decode is 400.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -19,6 +21,7 @@ use http_body_util::{Either, Full};
 use super::body::{Client, ClientBody};
 use super::mpjpeg;
 use super::stall::ResetOnClose;
+use super::url;
 use crate::config::{Config, StreamKind};
 use crate::container::{Container, select};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
@@ -54,9 +57,13 @@ impl Routes {
         peer: SocketAddr,
         reset: ResetOnClose,
     ) -> Result<Response<ResponseBody>, Infallible> {
+        let decoded = url::decode_path(request.uri().path());
         let client = Client {
             peer,
-            path: request.uri().path().to_string(),
+            path: decoded
+                .as_deref()
+                .unwrap_or(request.uri().path())
+                .to_string(),
             started: std::time::Instant::now(),
             reset,
         };
@@ -68,9 +75,13 @@ impl Routes {
             .unwrap_or("-");
         tracing::info!(%peer, method = %request.method(), %path, agent, "client connected");
         let unanswered = Unanswered(Some(client.clone()));
-        let response = self
-            .respond(request.method(), request.uri().query(), client.clone())
-            .await;
+        let response = match decoded {
+            Ok(_) => {
+                self.respond(request.method(), request.uri().query(), client.clone())
+                    .await
+            }
+            Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
+        };
         unanswered.answered();
         if let Either::Left(body) = response.body() {
             // Stream bodies log their own end when they are dropped.
@@ -315,7 +326,7 @@ fn home(config: &Config) -> Response<ResponseBody> {
         let url = stream.url.as_deref().unwrap_or(&path);
         html.push_str(&format!(
             "<li><a href=\"{}\">{}</a> ({})</li>\n",
-            escape(url),
+            escape(&url::encode_path(url)),
             escape(&stream.name),
             escape(&stream.mimetype)
         ));
