@@ -1,5 +1,7 @@
-//! The edges of HTTP (issue 16, item 7): every accepted connection's end is logged with its
-//! peer and why, including those hyper ends before a request reaches the routes.
+//! The edges of HTTP (issue 16, items 4 and 7): HEAD answers with the status and headers
+//! GET would get and never sends or keeps a body; and every accepted connection's end is
+//! logged with its peer and why, including those hyper ends before a request reaches the
+//! routes.
 
 mod common;
 
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Server, ticker, wait_until};
 
+const FFMPEG: &str = "ffmpeg -hide_banner -loglevel error -nostdin";
 /// Bound for one raw exchange: past the server's 10 s header read timeout.
 const EXCHANGE_MAX: Duration = Duration::from_secs(20);
 /// Bound for a log line to appear.
@@ -73,6 +76,106 @@ fn errors_config() -> String {
         ticker("edgetick"),
         ticker("edgemp3")
     )
+}
+
+#[test]
+fn head_gets_the_status_and_headers_of_get() {
+    let server = Server::start(&errors_config());
+    for (path, status) in [
+        ("/stream/gone", 502),
+        ("/stream/dud", 502),
+        ("/stream/mp3/pic", 415),
+        ("/stream/s?mpjpeg", 415),
+        ("/nope", 404),
+        ("/stream/s?header=maybe", 400),
+        ("/stream/s", 200),
+    ] {
+        let head = server.request("HEAD", path);
+        let get = if status == 200 {
+            let client = server.open(path);
+            (client.status, client.headers.clone())
+        } else {
+            let resp = server.get(path);
+            (resp.status, resp.headers)
+        };
+        assert_eq!(
+            (head.status, get.0),
+            (status, status),
+            "HEAD and GET {path}"
+        );
+        for name in ["content-type", "connection", "cache-control"] {
+            assert_eq!(
+                head.header(name),
+                get.1.get(name).map(String::as_str),
+                "HEAD {path}: {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn head_sends_no_body_and_keeps_no_stream_running() {
+    let server = Server::start(&errors_config());
+    // A HEAD on a live stream, then a second request on the same connection: the answer to
+    // the HEAD is a head only, followed at once by the next response.
+    let (bytes, _) = exchange(
+        &server,
+        b"HEAD /stream/s HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(statuses(&bytes), [200, 404], "{text}");
+    let second = text.find("HTTP/1.1 404").expect("the second response");
+    assert!(
+        text[..second].ends_with("\r\n\r\n"),
+        "nothing but the head before the next response: {text:?}"
+    );
+    assert!(!text.contains("edgetick"), "no stream bytes: {text:?}");
+    // The HEAD started the stream (as GET would, to know its status) and let it go with
+    // its answer.
+    assert!(
+        server
+            .log_lines()
+            .iter()
+            .any(|l| l.contains(" started pid=") && l.contains("stream=s")),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        wait_until(|| server.count_procs("edgetick") == 0, LOG_WAIT),
+        "the stream stops after a HEAD; log:\n{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn head_of_a_picture_has_its_length_and_no_body() {
+    let server = Server::start(&format!(
+        "streams:\n  cam:\n    command: {FFMPEG} -re -f lavfi -i testsrc2=size=160x120:rate=10 -c:v mjpeg -q:v 10 -f mpjpeg -boundary_tag ffmpeg -flush_packets 1 -\n    mimetype: multipart/x-mixed-replace;boundary=ffmpeg\n"
+    ));
+    let (bytes, _) = exchange(
+        &server,
+        b"HEAD /stream/cam/pic HTTP/1.1\r\nHost: x\r\n\r\n",
+        false,
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(statuses(&bytes), [200], "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "a head only: {text:?}");
+    let length: usize = text
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_string)
+        })
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a picture's HEAD has its Content-Length: {text:?}"));
+    assert!(length > 100, "the picture's length: {length}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: image/jpeg"),
+        "{text}"
+    );
 }
 
 #[test]
