@@ -1,7 +1,7 @@
-//! The edges of HTTP (issue 16, items 4 and 7): HEAD answers with the status and headers
-//! GET would get and never sends or keeps a body; and every accepted connection's end is
-//! logged with its peer and why, including those hyper ends before a request reaches the
-//! routes.
+//! The edges of HTTP (issue 16, items 4, 5 and 7): HEAD answers with the status and headers
+//! GET would get and never sends or keeps a body; error answers (415 above all, as the spec
+//! asks) close their connection; and every accepted connection's end is logged with its peer
+//! and why, including those hyper ends before a request reaches the routes.
 
 mod common;
 
@@ -176,6 +176,32 @@ fn head_of_a_picture_has_its_length_and_no_body() {
             .contains("content-type: image/jpeg"),
         "{text}"
     );
+}
+
+#[test]
+fn error_answers_close_the_connection() {
+    let server = Server::start(&errors_config());
+    for request in [
+        "GET /stream/mp3/pic HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /stream/s?mpjpeg HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /stream/s?header=maybe HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /stream/s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        // No `Connection: close` from us, no half-close: the server must close by itself.
+        let started = Instant::now();
+        let (bytes, _) = exchange(&server, request.as_bytes(), false);
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{request:?}: the server closed the connection ({:?}): {text}",
+            started.elapsed()
+        );
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{request:?}: {text}"
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! short text saying why, rather than a hanging client or an empty 200.
 //!
 //! Routes see the decoded path ([`url`]); a path that does not decode is 400. HEAD runs what
-//! GET runs and drops the body, so the two always agree on status and headers.
+//! GET runs and drops the body, so the two always agree on status and headers. Every error
+//! answer closes its connection, as the spec asks of 415 and of pictures.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -77,7 +78,7 @@ impl Routes {
         tracing::info!(%peer, method = %request.method(), %path, agent, "client connected");
         let head = request.method() == Method::HEAD;
         let unanswered = Unanswered(Some(client.clone()));
-        let response = match decoded {
+        let mut response = match decoded {
             Ok(_) => {
                 self.respond(request.method(), request.uri().query(), client.clone())
                     .await
@@ -85,6 +86,9 @@ impl Routes {
             Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
         };
         unanswered.answered();
+        if response.status().is_client_error() || response.status().is_server_error() {
+            response = closing(response);
+        }
         if let Either::Left(body) = response.body() {
             // Stream bodies log their own end when they are dropped.
             let size = http_body::Body::size_hint(body).exact().unwrap_or(0);
@@ -269,7 +273,9 @@ fn without_body(response: Response<ResponseBody>) -> Response<ResponseBody> {
     Response::from_parts(parts, body)
 }
 
-/// The response with `Connection: close`: the spec closes the connection after a picture.
+/// The response with `Connection: close`: the spec closes the connection after a picture and
+/// after a 415, and voyandz after every error: a client that erred starts afresh, and a
+/// request body nobody read is never parsed as the next request.
 fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
     response
         .headers_mut()
