@@ -53,8 +53,10 @@ fn statuses(bytes: &[u8]) -> Vec<u16> {
         .collect()
 }
 
-/// The `connection closed` line of the connection from `local`.
-fn connection_end(server: &Server, local: SocketAddr) -> String {
+/// Makes one [`exchange`] and finds the `connection closed` line of its connection, which
+/// must give `reason`: the bytes received and the line.
+fn logged_end(server: &Server, request: &[u8], finish: bool, reason: &str) -> (Vec<u8>, String) {
+    let (bytes, local) = exchange(server, request, finish);
     let peer = format!("peer={local}");
     let find = || {
         server.log_lines().into_iter().find(|line| {
@@ -62,12 +64,14 @@ fn connection_end(server: &Server, local: SocketAddr) -> String {
         })
     };
     wait_until(|| find().is_some(), LOG_WAIT);
-    find().unwrap_or_else(|| {
+    let line = find().unwrap_or_else(|| {
         panic!(
             "no `connection closed` line for {local}; log:\n{}",
             server.log_text()
         )
-    })
+    });
+    assert!(line.contains(&format!("reason=\"{reason}\"")), "{line}");
+    (bytes, line)
 }
 
 fn errors_config() -> String {
@@ -207,62 +211,40 @@ fn error_answers_close_the_connection() {
 #[test]
 fn a_connection_that_sends_nothing_is_logged() {
     let server = Server::start(&errors_config());
-    let (_, local) = exchange(&server, b"", true);
-    let line = connection_end(&server, local);
-    assert!(
-        line.contains("reason=\"closed before a request\""),
-        "{line}"
-    );
+    let (_, line) = logged_end(&server, b"", true, "closed before a request");
     assert!(line.contains("requests=0"), "{line}");
     assert!(line.contains(" INFO "), "{line}");
     // A served connection names its requests.
-    let (_, local) = exchange(
-        &server,
-        b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        false,
-    );
-    let line = connection_end(&server, local);
+    let request = b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (_, line) = logged_end(&server, request, false, "closed");
     assert!(line.contains("requests=1"), "{line}");
 }
 
 #[test]
 fn a_garbage_request_is_logged() {
     let server = Server::start(&errors_config());
-    let (bytes, local) = exchange(&server, b"HELLO THERE\r\n\r\n", false);
-    assert_eq!(
-        statuses(&bytes),
-        [400],
-        "{}",
-        String::from_utf8_lossy(&bytes)
-    );
-    let line = connection_end(&server, local);
-    assert!(line.contains("reason=\"bad request\""), "{line}");
+    let (bytes, _) = logged_end(&server, b"HELLO THERE\r\n\r\n", false, "bad request");
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(statuses(&bytes), [400], "{text}");
 }
 
 #[test]
 fn a_partial_request_line_is_logged() {
     let server = Server::start(&errors_config());
-    let (_, local) = exchange(&server, b"GET /stream/s HT", true);
-    let line = connection_end(&server, local);
-    assert!(
-        line.contains("reason=\"closed in the middle of a request\""),
-        "{line}"
-    );
+    let reason = "closed in the middle of a request";
+    logged_end(&server, b"GET /stream/s HT", true, reason);
 }
 
 #[test]
 fn an_over_long_request_is_logged() {
     let server = Server::start(&errors_config());
     let request = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(20_000));
-    let (_, local) = exchange(&server, request.as_bytes(), false);
-    let line = connection_end(&server, local);
-    assert!(line.contains("reason=\"headers too large\""), "{line}");
+    logged_end(&server, request.as_bytes(), false, "headers too large");
 }
 
 #[test]
 fn the_header_read_timeout_is_logged() {
     let server = Server::start(&errors_config());
-    let (_, local) = exchange(&server, b"GET /stream/s HTTP/1.1\r\n", false);
-    let line = connection_end(&server, local);
-    assert!(line.contains("reason=\"header read timeout\""), "{line}");
+    let request = b"GET /stream/s HTTP/1.1\r\n";
+    logged_end(&server, request, false, "header read timeout");
 }
