@@ -104,7 +104,9 @@ async fn connection(
             result = connection.as_mut() => Some(result),
             _ = cancel.cancelled() => {
                 connection.as_mut().graceful_shutdown();
-                tokio::time::timeout(SHUTDOWN_GRACE, connection).await.ok()
+                // However hyper ends it now, the server is what ended it.
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+                None
             }
         }
     };
