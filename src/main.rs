@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     voyandz::logging::init(cli.log_level);
     voyandz::app::log_panics();
     raise_open_files_limit();
-    tracing::info!(config = %path.display(), "voyandz {} starting", env!("CARGO_PKG_VERSION"));
+    tracing::info!(config = %path.display(), "loading the configuration");
     let loaded = match config::load_file(&path) {
         Ok(loaded) => loaded,
         Err(error) => {

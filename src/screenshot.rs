@@ -96,8 +96,8 @@ pub fn format_from_query(
         expected,
     };
     let mut quality = None;
-    for (name, value) in parameters(query) {
-        let value = value.unwrap_or_default();
+    for (name, value) in parameters(query)? {
+        let (name, value) = (name.as_ref(), value.as_deref().unwrap_or_default());
         match name {
             "format" => {
                 format = match value.to_ascii_lowercase().as_str() {
@@ -512,6 +512,10 @@ mod tests {
         assert!(format_from_query(None, Some("quality=0")).is_err());
         assert!(format_from_query(None, Some("quality=101")).is_err());
         assert!(format_from_query(None, Some("format=gif")).is_err());
+        assert_eq!(
+            format_from_query(None, Some("quality=%35%30")),
+            Ok(jpeg(50, true))
+        );
     }
 
     #[test]

@@ -176,7 +176,7 @@ fn bad_join_parameters_are_400() {
         let resp = server.get(&format!("/stream/s?{query}"));
         assert_eq!(resp.status, 400, "?{query}: {}", resp.text());
     }
-    // The accepted spellings are not refused (checked on HEAD: no need to run the stream).
+    // The accepted spellings are not refused (HEAD: the status GET gets, without the body).
     for query in [
         "header",
         "header=1",

@@ -9,7 +9,10 @@
 //! parameter) gets raw live bytes only where a player can start anywhere, and a clean start
 //! where it cannot (see [`Join::resolve`]).
 
+use std::borrow::Cow;
+
 use crate::container::Container;
+use crate::http::url::decode_query_part;
 
 /// Where a client's stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +47,14 @@ impl Join {
     /// (and ignored here: browsers add cache busters).
     pub fn from_query(query: Option<&str>) -> Result<Self, BadParameter> {
         let mut join = None;
-        for (name, value) in parameters(query) {
+        for (name, value) in parameters(query)? {
+            let value = value.as_deref();
             let bad = |expected| BadParameter {
                 name: name.to_string(),
                 value: value.unwrap_or_default().to_string(),
                 expected,
             };
-            let wanted = match (name, value) {
+            let wanted = match (name.as_ref(), value) {
                 ("header", None | Some("1" | "true" | "yes")) => Join::Header,
                 ("header", Some("0" | "false" | "no")) => Join::Live,
                 ("header", Some(_)) => return Err(bad("nothing, 1 or 0")),
@@ -98,8 +102,11 @@ impl Join {
 /// Whether the switch `name` is on in a query: `name`, `name=1`; `name=0` turns it off.
 pub fn flag(query: Option<&str>, name: &str) -> Result<bool, BadParameter> {
     let mut on = false;
-    for (key, value) in parameters(query).filter(|(key, _)| *key == name) {
-        on = match value {
+    for (key, value) in parameters(query)?
+        .into_iter()
+        .filter(|(key, _)| key == name)
+    {
+        on = match value.as_deref() {
             None | Some("1" | "true" | "yes") => true,
             Some("0" | "false" | "no") => false,
             Some(value) => {
@@ -114,16 +121,34 @@ pub fn flag(query: Option<&str>, name: &str) -> Result<bool, BadParameter> {
     Ok(on)
 }
 
-/// `name[=value]` pairs of a query string, in order.
-pub fn parameters(query: Option<&str>) -> impl Iterator<Item = (&str, Option<&str>)> {
+/// A query parameter's name and value (none for a bare `name`), percent-decoded.
+pub type Parameter<'a> = (Cow<'a, str>, Option<Cow<'a, str>>);
+
+/// The `name[=value]` pairs of a query string, in order, decoded once here for every reader
+/// of the query: percent escapes, and `+` as a space (HTML form encoding), so
+/// `quality=%35%30` is `quality=50`. A pair that does not decode is a bad parameter.
+pub fn parameters(query: Option<&str>) -> Result<Vec<Parameter<'_>>, BadParameter> {
     query
         .unwrap_or_default()
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None => (pair, None),
+        .map(|pair| {
+            let (name, value) = match pair.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (pair, None),
+            };
+            let undecodable = |_| BadParameter {
+                name: name.to_string(),
+                value: value.unwrap_or_default().to_string(),
+                expected: "percent-encoded UTF-8",
+            };
+            let value = value.map(decode_query_part).transpose();
+            Ok((
+                decode_query_part(name).map_err(undecodable)?,
+                value.map_err(undecodable)?,
+            ))
         })
+        .collect()
 }
 
 #[cfg(test)]
@@ -193,5 +218,21 @@ mod tests {
         assert_eq!(error.name, "keyframe");
         assert!(error.to_string().contains("\"first\""), "{error}");
         assert!(Join::from_query(Some("header=maybe")).is_err());
+    }
+
+    #[test]
+    fn names_and_values_are_decoded() {
+        assert_eq!(
+            Join::from_query(Some("%6Beyframe=l%61st")),
+            Ok(Join::LastKeyframe)
+        );
+        assert_eq!(flag(Some("mpjpeg=%31"), "mpjpeg"), Ok(true));
+        let decoded = parameters(Some("t=a+b%2Bc&x")).expect("decodes");
+        assert_eq!(
+            decoded,
+            vec![("t".into(), Some("a b+c".into())), ("x".into(), None)]
+        );
+        let error = parameters(Some("t=%zz")).expect_err("a broken escape");
+        assert_eq!((error.name.as_str(), error.value.as_str()), ("t", "%zz"));
     }
 }

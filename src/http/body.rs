@@ -70,6 +70,11 @@ impl ClientBody {
 }
 
 impl ClientBody {
+    /// Ends this client's stream before its first byte: a HEAD gets the headers only.
+    pub fn end_headers_only(mut self) {
+        self.end = "HEAD: headers only";
+    }
+
     /// Serves the raw MJPEG of this client as MPJPEG parts from now on.
     pub fn wrap_mpjpeg(mut self) -> Self {
         self.mpjpeg = Some((mpjpeg::Wrapper::default(), Vec::new()));

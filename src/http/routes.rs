@@ -4,6 +4,10 @@
 //! page is on) and `/config` shows the final configuration (when enabled). Unknown paths get
 //! 404, methods other than GET and HEAD 405, and a stream whose command cannot start 502 with a
 //! short text saying why, rather than a hanging client or an empty 200.
+//!
+//! Routes see the decoded path ([`url`]); a path that does not decode is 400. HEAD runs what
+//! GET runs and drops the body, so the two always agree on status and headers. Every error
+//! answer closes its connection, as the spec asks of 415 and of pictures.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -19,6 +23,7 @@ use http_body_util::{Either, Full};
 use super::body::{Client, ClientBody};
 use super::mpjpeg;
 use super::stall::ResetOnClose;
+use super::url;
 use crate::config::{Config, StreamKind};
 use crate::container::{Container, select};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
@@ -54,9 +59,13 @@ impl Routes {
         peer: SocketAddr,
         reset: ResetOnClose,
     ) -> Result<Response<ResponseBody>, Infallible> {
+        let decoded = url::decode_path(request.uri().path());
         let client = Client {
             peer,
-            path: request.uri().path().to_string(),
+            path: decoded
+                .as_deref()
+                .unwrap_or(request.uri().path())
+                .to_string(),
             started: std::time::Instant::now(),
             reset,
         };
@@ -67,23 +76,36 @@ impl Routes {
             .and_then(|agent| agent.to_str().ok())
             .unwrap_or("-");
         tracing::info!(%peer, method = %request.method(), %path, agent, "client connected");
+        let head = request.method() == Method::HEAD;
         let unanswered = Unanswered(Some(client.clone()));
-        let response = self
-            .respond(request.method(), request.uri().query(), client.clone())
-            .await;
+        let mut response = match decoded {
+            Ok(_) => {
+                self.respond(request.method(), request.uri().query(), client.clone())
+                    .await
+            }
+            Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
+        };
         unanswered.answered();
+        if response.status().is_client_error() || response.status().is_server_error() {
+            response = closing(response);
+        }
         if let Either::Left(body) = response.body() {
             // Stream bodies log their own end when they are dropped.
+            let size = http_body::Body::size_hint(body).exact().unwrap_or(0);
             tracing::info!(
                 %peer,
                 %path,
                 status = response.status().as_u16(),
-                bytes = http_body::Body::size_hint(body).exact().unwrap_or(0),
+                bytes = if head { 0 } else { size },
                 duration = ?client.started.elapsed(),
                 "client answered"
             );
         }
-        Ok(response)
+        Ok(if head {
+            without_body(response)
+        } else {
+            response
+        })
     }
 
     async fn respond(
@@ -92,22 +114,18 @@ impl Routes {
         query: Option<&str>,
         client: Client,
     ) -> Response<ResponseBody> {
-        let head_only = match *method {
-            Method::GET => false,
-            Method::HEAD => true,
-            _ => {
-                let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-                return response;
-            }
-        };
+        if !matches!(*method, Method::GET | Method::HEAD) {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
         if let Some(stream) = self.registry.stream_at(&client.path) {
             let stream = Arc::clone(stream);
             return match stream.config.kind {
-                StreamKind::Shot => shot(&stream, head_only).await,
-                StreamKind::Stream => self.stream(&stream, head_only, query, client).await,
+                StreamKind::Shot => shot(&stream).await,
+                StreamKind::Stream => self.stream(&stream, query, client).await,
             };
         }
         if let Some((base, format)) = screenshot::split_picture_path(&client.path)
@@ -115,7 +133,7 @@ impl Routes {
             && stream.config.kind == StreamKind::Stream
         {
             return match screenshot::format_from_query(format, query) {
-                Ok(format) => self.picture(stream, format, head_only).await,
+                Ok(format) => self.picture(stream, format).await,
                 Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
             };
         }
@@ -132,7 +150,6 @@ impl Routes {
     async fn stream(
         &self,
         stream: &Stream,
-        head_only: bool,
         query: Option<&str>,
         client: Client,
     ) -> Response<ResponseBody> {
@@ -150,14 +167,6 @@ impl Routes {
             (false, true) => join.at_least(Join::Header),
             (false, false) => join,
         };
-        if head_only {
-            let mimetype = if wants_mpjpeg {
-                mpjpeg::MIMETYPE
-            } else {
-                mimetype
-            };
-            return stream_response(mimetype, Either::Left(Full::default()));
-        }
         let mut subscriber = stream.subscribe(join, self.registry.tasks());
         let mut first = VecDeque::new();
         let waited = tokio::time::timeout(
@@ -222,15 +231,7 @@ impl Drop for Unanswered {
 }
 
 impl Routes {
-    async fn picture(
-        &self,
-        stream: &Stream,
-        format: screenshot::Format,
-        head_only: bool,
-    ) -> Response<ResponseBody> {
-        if head_only {
-            return stream_response(format.mimetype(), Either::Left(Full::default()));
-        }
+    async fn picture(&self, stream: &Stream, format: screenshot::Format) -> Response<ResponseBody> {
         let taken = self
             .screenshots
             .take(stream, format, self.registry.tasks())
@@ -257,7 +258,24 @@ impl Routes {
     }
 }
 
-/// The response with `Connection: close`: the spec closes the connection after a picture.
+/// HEAD's answer: GET's status and headers without its body. A stream's subscription ends
+/// here, so a HEAD never keeps a stream running; a whole body (a picture, a page) stays for
+/// hyper, which sends its `Content-Length` and none of its bytes.
+fn without_body(response: Response<ResponseBody>) -> Response<ResponseBody> {
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Either::Right(stream) => {
+            stream.end_headers_only();
+            Either::Left(Full::default())
+        }
+        whole => whole,
+    };
+    Response::from_parts(parts, body)
+}
+
+/// The response with `Connection: close`: the spec closes the connection after a picture and
+/// after a 415, and voyandz after every error: a client that erred starts afresh, and a
+/// request body nobody read is never parsed as the next request.
 fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
     response
         .headers_mut()
@@ -265,10 +283,7 @@ fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
     response
 }
 
-async fn shot(stream: &Stream, head_only: bool) -> Response<ResponseBody> {
-    if head_only {
-        return stream_response(&stream.config.mimetype, Either::Left(Full::default()));
-    }
+async fn shot(stream: &Stream) -> Response<ResponseBody> {
     match stream.shot().await {
         Ok(picture) => closing(stream_response(
             &stream.config.mimetype,
@@ -315,7 +330,7 @@ fn home(config: &Config) -> Response<ResponseBody> {
         let url = stream.url.as_deref().unwrap_or(&path);
         html.push_str(&format!(
             "<li><a href=\"{}\">{}</a> ({})</li>\n",
-            escape(url),
+            escape(&url::encode_path(url)),
             escape(&stream.name),
             escape(&stream.mimetype)
         ));

@@ -6,10 +6,16 @@
 //! kernel watches for dead peers on each (keepalive and `TCP_USER_TIMEOUT`, see [`stall`]),
 //! so a client that only pauses is never taken for one.
 //!
+//! Every accepted connection's end is logged with its peer, the requests it made and why it
+//! ended, including those hyper ends before any request reaches the routes (nothing sent, a
+//! garbage or partial request, headers too large, the header read timeout): the spec asks
+//! that "incoming connections should be logged".
+//!
 //! [`stall`]: super::stall
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -81,28 +87,88 @@ async fn connection(
     cancel: CancellationToken,
 ) {
     let reset = ResetOnClose::default();
+    let requests = Arc::new(AtomicU64::new(0));
     let socket = StallGuard::new(socket, WRITE_STALL_MAX, reset.clone());
-    let service =
-        service_fn(move |request| Arc::clone(&routes).handle(request, peer, reset.clone()));
-    let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .writev(true)
-        // What hyper queues for a client is lag the hub cannot see: keep it small.
-        .max_buf_size(HYPER_BUFFER_BYTES)
-        .serve_connection(TokioIo::new(socket), service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = cancel.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            match tokio::time::timeout(SHUTDOWN_GRACE, connection).await {
-                Ok(result) => result,
-                Err(_) => return,
+    let service = {
+        let (reset, requests) = (reset.clone(), Arc::clone(&requests));
+        service_fn(move |request| {
+            requests.fetch_add(1, Ordering::Relaxed);
+            Arc::clone(&routes).handle(request, peer, reset.clone())
+        })
+    };
+    // The connection, and with it any response body, ends with this block: the clients'
+    // own lines come before the connection's.
+    let result = {
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .writev(true)
+            // What hyper queues for a client is lag the hub cannot see: keep it small.
+            .max_buf_size(HYPER_BUFFER_BYTES)
+            .serve_connection(TokioIo::new(socket), service);
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => Some(result),
+            _ = cancel.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                // However hyper ends it now, the server is what ended it.
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+                None
             }
         }
     };
-    if let Err(error) = result {
-        tracing::debug!(%peer, %error, "connection ended with an error");
-    }
+    let requests = requests.load(Ordering::Relaxed);
+    let (reason, error) = match result {
+        Some(result) => end_reason(result, requests, reset.is_set()),
+        None => ("server stopping", None),
+    };
+    let error = error.as_ref().map(tracing::field::display);
+    tracing::info!(%peer, requests, reason, error, "connection closed");
+}
+
+/// Why a connection ended, in words, and hyper's error when the words are not the whole story.
+fn end_reason(
+    result: Result<(), hyper::Error>,
+    requests: u64,
+    cut: bool,
+) -> (&'static str, Option<hyper::Error>) {
+    let error = match result {
+        Ok(()) if requests == 0 => return ("closed before a request", None),
+        Ok(()) => return ("closed", None),
+        Err(error) => error,
+    };
+    let reason = if cut {
+        // The client's own line says why (stalled, too slow).
+        "cut off"
+    } else if error.is_timeout() {
+        "header read timeout"
+    } else if error.is_parse_too_large() {
+        "headers too large"
+    } else if error.is_parse() {
+        "bad request"
+    } else if error.is_incomplete_message() && requests == 0 {
+        // hyper says "incomplete message" also of a peer that leaves during a response: only
+        // a connection that has made no request yet was cut inside one.
+        "closed in the middle of a request"
+    } else if error.is_incomplete_message() || is_peer_gone(&error) {
+        "client closed the connection"
+    } else {
+        return ("error", Some(error));
+    };
+    (reason, None)
+}
+
+/// Whether hyper failed because the peer went away (a reset, a broken pipe): the ordinary end
+/// of a player that stops, not a fault.
+fn is_peer_gone(error: &hyper::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            )
+        })
 }

@@ -73,6 +73,11 @@ impl Server {
 
     /// [`Server::spawn`] with extra command-line arguments for the daemon.
     pub fn spawn_with(yaml: &str, args: &[&str]) -> Server {
+        Server::spawn_with_env(yaml, args, &[])
+    }
+
+    /// [`Server::spawn_with`] with extra environment variables for the daemon (`RUST_LOG`).
+    pub fn spawn_with_env(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("voyandz-test-")
             .tempdir()
@@ -86,6 +91,7 @@ impl Server {
         cmd.arg("-f")
             .arg(&config)
             .args(args)
+            .envs(env.iter().copied())
             .env("LISTEN_FDS", "1")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES")
