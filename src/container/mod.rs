@@ -83,6 +83,17 @@ pub trait Demarcator: Send {
     /// Builds the header only when it changes (allocation off the hot path).
     fn header(&self) -> Option<&bytes::Bytes>;
 
+    /// The header for a client whose bytes after it are those `next` yields, in order: from
+    /// its start point (a mark, or the start of a run) up to the newest byte pushed. Most
+    /// headers do not depend on what follows, so the default is [`Demarcator::header`]. An
+    /// MPEG-TS header carries continuity counters that must lead into the packets that
+    /// follow, or players report a discontinuity on every join: it is rebuilt (a copy of a
+    /// few packets per join, never per chunk) when the cached counters do not fit.
+    fn header_before(&self, next: &mut dyn Iterator<Item = &[u8]>) -> Option<bytes::Bytes> {
+        let _ = next;
+        self.header().cloned()
+    }
+
     /// Whether the stream carries no video (keyframe requests are then ignored).
     fn audio_only(&self) -> bool;
 }

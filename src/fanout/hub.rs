@@ -302,7 +302,8 @@ impl Hub {
         let ring = self.lock();
         let framing = ring.framing.as_ref()?;
         let (units, current) = framing.whole_units()?;
-        Some((framing.header().cloned(), units, current))
+        let header = framing.header_before(units.iter().map(|unit| &unit[..]));
+        Some((header, units, current))
     }
 
     fn wake(&self, mut ring: MutexGuard<'_, Ring>) {
@@ -354,7 +355,9 @@ impl Hub {
                 Join::Keyframe => Some(wait(true)),
                 Join::LastKeyframe => match (framing.gop(), framing.marks.back()) {
                     (Some(gop), _) => {
-                        subscriber.first.extend(framing.header().cloned());
+                        subscriber
+                            .first
+                            .extend(framing.header_before(gop.iter().map(|chunk| &chunk[..])));
                         subscriber.first.extend(gop.iter().cloned());
                         None
                     }
@@ -436,9 +439,12 @@ impl Subscriber {
             && let Some(offset) = ring.locate(wait)
         {
             if wait.send_header
-                && let Some(header) = ring.framing.as_ref().and_then(Framing::header)
+                && let Some(header) = ring
+                    .framing
+                    .as_ref()
+                    .and_then(|framing| framing.header_at(&ring.chunks, offset))
             {
-                batch.push_back(header.clone());
+                batch.push_back(header);
             }
             self.cursor = ring.take_from(offset, batch, max);
             self.wait = None;
