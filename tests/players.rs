@@ -17,9 +17,9 @@ mod common;
 
 use std::process::{Command, ExitStatus};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Keeper, Server, run_bounded};
+use common::{run_bounded, running_stream};
 
 /// How long a stream runs before the players come: its header and first keyframe are long
 /// gone, so a player gets what it gets mid-stream.
@@ -221,17 +221,8 @@ fn error_lines<'a>(text: &'a str, player: &Player, start: Start) -> Vec<&'a str>
 
 /// Runs `command` as a stream, lets it run, then plays its plain URL in both players at once.
 fn check(command: &str, mimetype: &str, start: Start) {
-    let server = Server::start(&format!(
-        "streams:\n  s:\n    command: {command}\n    mimetype: {mimetype}\n"
-    ));
-    let mut keeper = server.open("/stream/s");
-    assert_eq!(keeper.status, 200);
-    keeper.read_at_least(1, Duration::from_secs(10));
-    let started = Instant::now();
-    let keeper = Keeper::start(keeper);
-    // Let the stream run: the players join it mid-stream, not at its first byte.
-    thread::sleep(RUN_BEFORE_PLAY.saturating_sub(started.elapsed()));
-
+    // The players join the stream mid-stream, not at its first byte.
+    let (server, keeper) = running_stream("s", command, mimetype, RUN_BEFORE_PLAY);
     let url = server.url(&format!("/stream/s{QUERY}"));
     let failures: Vec<String> = thread::scope(|scope| {
         let runs: Vec<_> = [&MPV, &GSTREAMER]

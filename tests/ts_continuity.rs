@@ -13,7 +13,7 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Keeper, Server, StreamReader};
+use common::{Server, StreamReader, running_stream};
 
 /// A transport stream packet.
 const PACKET_BYTES: usize = 188;
@@ -114,16 +114,7 @@ fn check_join(server: &Server, query: &str) {
 
 #[test]
 fn joins_continue_the_pat_and_pmt_counters() {
-    let server = Server::start(&format!(
-        "streams:\n  ts:\n    command: {TS_COMMAND}\n    mimetype: video/mp2t\n"
-    ));
-    let mut keeper = server.open("/stream/ts");
-    assert_eq!(keeper.status, 200);
-    keeper.read_at_least(1, Duration::from_secs(10));
-    let started = Instant::now();
-    let keeper = Keeper::start(keeper);
-    thread::sleep(RUN_BEFORE_JOIN.saturating_sub(started.elapsed()));
-
+    let (server, keeper) = running_stream("ts", TS_COMMAND, "video/mp2t", RUN_BEFORE_JOIN);
     for _ in 0..ROUNDS {
         // The three policies at once: each waits for its own start point.
         thread::scope(|scope| {
