@@ -50,7 +50,7 @@ if [ -n "$missing" ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 elif ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the commands themselves (see README.md for Fedora).
-    for cmd in ffmpeg ffprobe cc pkg-config curl; do
+    for cmd in ffmpeg ffprobe cc pkg-config curl mpv gst-launch-1.0; do
         if ! command -v "$cmd" >/dev/null 2>&1; then
             echo "setup: '$cmd' is missing; see README.md (Fedora notes) for what to install" >&2
             exit 1
