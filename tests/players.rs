@@ -55,9 +55,6 @@ const SOURCE: &str = "ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi 
 /// H.264 with a keyframe every second and no encoder delay, and AAC.
 const H264_AAC: &str =
     "-c:v libx264 -preset ultrafast -tune zerolatency -g 15 -pix_fmt yuv420p -c:a aac -b:a 64k";
-/// The URL under test: the plain one, no join parameter.
-const QUERY: &str = "?header&keyframe";
-
 /// A player under test.
 struct Player {
     name: &'static str,
@@ -223,7 +220,8 @@ fn error_lines<'a>(text: &'a str, player: &Player, start: Start) -> Vec<&'a str>
 fn check(command: &str, mimetype: &str, start: Start) {
     // The players join the stream mid-stream, not at its first byte.
     let (server, keeper) = running_stream("s", command, mimetype, RUN_BEFORE_PLAY);
-    let url = server.url(&format!("/stream/s{QUERY}"));
+    // The plain URL, no join parameter: what a user tries first.
+    let url = server.url("/stream/s");
     let failures: Vec<String> = thread::scope(|scope| {
         let runs: Vec<_> = [&MPV, &GSTREAMER]
             .map(|player| {
