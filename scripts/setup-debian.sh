@@ -13,7 +13,13 @@ cd "$(dirname "$0")/.."
 # pkg-config: build scripts of -sys crates; procps: ps/pgrep for debugging children;
 # systemd: systemd-socket-activate for the socket-activation tests; curl and
 # ca-certificates: rustup and the demo's URLs; chromium: the headless-browser MPJPEG test.
-PACKAGES="ffmpeg build-essential pkg-config procps systemd curl ca-certificates chromium"
+# The real-player test (tests/players.rs) plays streams with mpv and with GStreamer's
+# gst-launch-1.0 (tools): souphttpsrc, matroskademux, qtdemux, flvdemux and vp8dec come from
+# plugins-good, decodebin from plugins-base, tsdemux and h264parse from plugins-bad, and the
+# H.264/AAC decoders (avdec_*) from gstreamer1.0-libav.
+PACKAGES="ffmpeg build-essential pkg-config procps systemd curl ca-certificates chromium
+mpv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+gstreamer1.0-plugins-bad gstreamer1.0-libav"
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -44,7 +50,7 @@ if [ -n "$missing" ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 elif ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the commands themselves (see README.md for Fedora).
-    for cmd in ffmpeg ffprobe cc pkg-config curl; do
+    for cmd in ffmpeg ffprobe cc pkg-config curl mpv gst-launch-1.0; do
         if ! command -v "$cmd" >/dev/null 2>&1; then
             echo "setup: '$cmd' is missing; see README.md (Fedora notes) for what to install" >&2
             exit 1

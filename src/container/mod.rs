@@ -81,6 +81,13 @@ impl Container {
                 | Container::Wav
         )
     }
+
+    /// Whether a join's header can only be built once its start point is known: a TS
+    /// client's PAT/PMT carry continuity counters that the live packets after its start point
+    /// must continue (a TS header join waits at most a frame for that point).
+    pub fn header_depends_on_start(self) -> bool {
+        self == Container::MpegTs
+    }
 }
 
 /// Finds header and unit boundaries in one stream's bytes.
@@ -100,6 +107,17 @@ pub trait Demarcator: Send {
     /// header with unknown sizes). `None` while not (yet) known, or when none is needed.
     /// Builds the header only when it changes (allocation off the hot path).
     fn header(&self) -> Option<&bytes::Bytes>;
+
+    /// The header for a client whose bytes after it are those `next` yields, in order: from
+    /// its start point (a mark, or the start of a run) up to the newest byte pushed. Most
+    /// headers do not depend on what follows, so the default is [`Demarcator::header`]. An
+    /// MPEG-TS header carries continuity counters that must lead into the packets that
+    /// follow, or players report a discontinuity on every join: it is rebuilt (a copy of a
+    /// few packets per join, never per chunk) when the cached counters do not fit.
+    fn header_before(&self, next: &mut dyn Iterator<Item = &[u8]>) -> Option<bytes::Bytes> {
+        let _ = next;
+        self.header().cloned()
+    }
 
     /// Whether the stream carries no video (keyframe requests are then ignored).
     fn audio_only(&self) -> bool;

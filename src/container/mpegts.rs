@@ -10,11 +10,17 @@
 //! completes the packet.
 //!
 //! The header is the latest PAT packet(s) and PMT packet(s), as received, kept while their
-//! sections (CRC-checked) stay the same: repeated tables do not rebuild it. Not handled: 192-
-//! and 204-byte packets (M2TS, FEC), multi-section PATs, a PSI section that starts in the same
-//! packet where the previous one on that PID ends (the older one is dropped), and programs
-//! other than the first. After garbage the parser resynchronises on three sync bytes a packet
-//! apart.
+//! sections (CRC-checked) stay the same: repeated tables do not rebuild it. Each PID counts its
+//! packets in a 4-bit continuity counter, and a player checks that the live PAT and PMT packets
+//! after the header continue the header's counts (VLC logs `TS discontinuity`, ffmpeg a failed
+//! continuity check). So a join gets the header with the counters of the last PAT and PMT
+//! packets before its start point (read from the first ones after it, or the newest ones parsed
+//! when none follows yet): a copy of its few packets per join, never per chunk.
+//!
+//! Not handled: 192- and 204-byte packets (M2TS, FEC), multi-section PATs, a PSI section that
+//! starts in the same packet where the previous one on that PID ends (the older one is
+//! dropped), and programs other than the first. After garbage the parser resynchronises on
+//! three sync bytes a packet apart.
 
 use bytes::Bytes;
 
@@ -40,6 +46,12 @@ const SECTION_MAX_PACKETS: usize = 6;
 const SECTION_MIN_BYTES: usize = 12;
 /// `adaptation_field` flag: the packet starts a random-access point.
 const RANDOM_ACCESS: u8 = 0x40;
+/// Byte 3 of a packet: the continuity counter, and the flag of a payload (only a packet with
+/// a payload advances the counter).
+const COUNTER: u8 = 0x0F;
+const HAS_PAYLOAD: u8 = 0x10;
+/// Byte 1 of a packet: the transport error flag (its counter cannot be trusted either).
+const TRANSPORT_ERROR: u8 = 0x80;
 
 /// CRC-32/MPEG-2 (poly 0x04C11DB7, no reflection, no final xor): over a whole section
 /// including its CRC it gives 0. Garbage that looks like a PAT or PMT must not replace them.
@@ -62,6 +74,11 @@ const CRC_TABLE: [u32; 256] = {
     }
     table
 };
+
+/// The PID of a packet (at least 3 bytes of it).
+fn pid_of(p: &[u8]) -> u16 {
+    u16::from(p[1] & 0x1F) << 8 | u16::from(p[2])
+}
 
 fn crc32(data: &[u8]) -> u32 {
     data.iter().fold(0xFFFF_FFFF, |crc, &b| {
@@ -181,12 +198,15 @@ struct Tables {
     video: Option<(u16, Codec)>,
     audio: Option<u16>,
     header: Option<Bytes>,
+    /// Continuity counters of the newest PAT and PMT packets parsed.
+    pat_counter: u8,
+    pmt_counter: u8,
 }
 
 impl Tables {
     fn packet(&mut self, p: &[u8], at: u64, marks: &mut Vec<Mark>) {
-        let (error, start) = (p[1] & 0x80 != 0, p[1] & 0x40 != 0);
-        let pid = u16::from(p[1] & 0x1F) << 8 | u16::from(p[2]);
+        let (error, start) = (p[1] & TRANSPORT_ERROR != 0, p[1] & 0x40 != 0);
+        let pid = pid_of(p);
         let control = p[3] >> 4 & 0x3;
         if error || control & 1 == 0 {
             return; // damaged, or no payload (adaptation field only / reserved)
@@ -219,13 +239,15 @@ impl Tables {
             return;
         }
         if pid == PAT_PID {
+            self.pat_counter = p[3] & COUNTER;
             if let Some(len) = self.pat.feed(p, payload, start) {
                 self.read_pat(len);
             }
-        } else if Some(pid) == self.pmt_pid
-            && let Some(len) = self.pmt.feed(p, payload, start)
-        {
-            self.read_pmt(len);
+        } else if Some(pid) == self.pmt_pid {
+            self.pmt_counter = p[3] & COUNTER;
+            if let Some(len) = self.pmt.feed(p, payload, start) {
+                self.read_pmt(len);
+            }
         }
     }
 
@@ -342,6 +364,60 @@ fn starts_random_access(payload: &[u8], codec: Codec) -> bool {
     false
 }
 
+/// For each of `pids`, the continuity counter of the packet before the first one of that PID
+/// in `next` (back-to-back packets from a packet start): that packet's counter, less one when
+/// it has a payload. `None` when `next` holds no such packet before its end, or before it
+/// loses packet sync (garbage).
+fn counters_before(next: &mut dyn Iterator<Item = &[u8]>, pids: [u16; 2]) -> [Option<u8>; 2] {
+    let mut found = [None; 2];
+    let mut head = [0u8; 4];
+    let mut at = 0; // offset in the current packet
+    for piece in next {
+        let mut i = 0;
+        while i < piece.len() {
+            if at >= head.len() {
+                let skip = (PACKET_BYTES - at).min(piece.len() - i);
+                i += skip;
+                at = (at + skip) % PACKET_BYTES;
+                continue;
+            }
+            head[at] = piece[i];
+            (at, i) = (at + 1, i + 1);
+            if at < head.len() {
+                continue;
+            }
+            if head[0] != SYNC {
+                return found;
+            }
+            let pid = pid_of(&head);
+            for (slot, &wanted) in found.iter_mut().zip(&pids) {
+                if slot.is_none() && pid == wanted && head[1] & TRANSPORT_ERROR == 0 {
+                    let step = u8::from(head[3] & HAS_PAYLOAD != 0);
+                    *slot = Some(head[3].wrapping_sub(step) & COUNTER);
+                }
+            }
+            if found.iter().all(Option::is_some) {
+                return found;
+            }
+        }
+    }
+    found
+}
+
+/// A copy of `header` whose packets of `pids[i]` count up to `counters[i]` (its last one of
+/// that PID carries it).
+fn with_counters(header: &[u8], pids: [u16; 2], counters: [u8; 2]) -> Bytes {
+    let mut copy = header.to_vec();
+    let mut after = [0u8; 2]; // packets of each PID after the current one
+    for p in copy.chunks_exact_mut(PACKET_BYTES).rev() {
+        if let Some(i) = pids.iter().position(|&pid| pid == pid_of(p)) {
+            p[3] = p[3] & !COUNTER | (counters[i].wrapping_sub(after[i]) & COUNTER);
+            after[i] = after[i].wrapping_add(1);
+        }
+    }
+    copy.into()
+}
+
 /// An MPEG-TS [`Demarcator`].
 pub struct Parser {
     /// A packet split across pushes, or (while resynchronising) the bytes being searched.
@@ -374,6 +450,8 @@ impl Parser {
                 video: None,
                 audio: None,
                 header: None,
+                pat_counter: 0,
+                pmt_counter: 0,
             }),
         }
     }
@@ -462,6 +540,18 @@ impl Demarcator for Parser {
 
     fn header(&self) -> Option<&Bytes> {
         self.tables.header.as_ref()
+    }
+
+    fn header_before(&self, next: &mut dyn Iterator<Item = &[u8]>) -> Option<Bytes> {
+        let tables = &self.tables;
+        let header = tables.header.as_ref()?;
+        let pids = [PAT_PID, tables.pmt_pid?];
+        let [pat, pmt] = counters_before(next, pids);
+        let counters = [
+            pat.unwrap_or(tables.pat_counter),
+            pmt.unwrap_or(tables.pmt_counter),
+        ];
+        Some(with_counters(header, pids, counters))
     }
 
     fn audio_only(&self) -> bool {
@@ -621,6 +711,69 @@ mod tests {
         damaged[20] ^= 0xFF;
         parser.push(&damaged, &mut marks);
         assert_eq!(parser.header().map(|h| h.as_ptr()), Some(header.as_ptr()));
+    }
+
+    /// Counter jumps on `pid` in back-to-back packets: a packet with a payload whose counter
+    /// is not the one of the packet before (of that PID) plus one.
+    fn counter_jumps(bytes: &[u8], pid: u16) -> usize {
+        let mut last: Option<u8> = None;
+        let mut jumps = 0;
+        for p in bytes
+            .chunks_exact(PACKET_BYTES)
+            .filter(|p| pid_of(p) == pid)
+        {
+            let step = u8::from(p[3] & HAS_PAYLOAD != 0);
+            let counter = p[3] & COUNTER;
+            jumps += usize::from(last.is_some_and(|l| (l + step) & COUNTER != counter));
+            last = Some(counter);
+        }
+        jumps
+    }
+
+    #[test]
+    fn a_joins_header_continues_into_the_packets_after_it() {
+        let file = H264_AAC;
+        let marks = marks_of(&mut Parser::new(), file);
+        let mut cached_header_jumps = 0;
+        for start in keyframes(&marks).iter().map(|k| k.offset as usize) {
+            // The parser has read up to the start point, a few packets past it, or everything:
+            // the packets after the start point it has seen must be the ones that decide.
+            for end in [
+                start,
+                start + 3 * PACKET_BYTES,
+                start + 40 * PACKET_BYTES,
+                file.len(),
+            ] {
+                let end = end.min(file.len());
+                let mut parser = Parser::new();
+                parser.push(&file[..end], &mut Vec::new());
+                let pmt_pid = parser.tables.pmt_pid.expect("a PMT PID");
+                let header = parser
+                    .header_before(&mut file[start..end].chunks(100))
+                    .expect("header");
+                let joined = [&header[..], &file[start..]].concat();
+                let live_pats = file[start..]
+                    .chunks_exact(PACKET_BYTES)
+                    .filter(|p| pid_of(p) == PAT_PID)
+                    .count();
+                assert!(live_pats > 0, "no PAT after offset {start} to check");
+                for pid in [PAT_PID, pmt_pid] {
+                    assert_eq!(
+                        counter_jumps(&joined, pid),
+                        0,
+                        "pid {pid} at {start}..{end}"
+                    );
+                }
+                let cached = parser.header().expect("header");
+                assert_eq!(header.len(), cached.len());
+                let stale = [&cached[..], &file[start..]].concat();
+                cached_header_jumps += counter_jumps(&stale, PAT_PID);
+            }
+        }
+        assert!(
+            cached_header_jumps > 0,
+            "the fixture does not show the jump a header as cached makes"
+        );
     }
 
     #[test]

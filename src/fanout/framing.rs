@@ -192,6 +192,23 @@ impl Framing {
         self.demarcator.as_ref()?.header()
     }
 
+    /// The header for a client whose bytes after it are `next` (from its start point up to
+    /// the newest byte): some containers' headers must agree with what follows (TS counters).
+    pub fn header_before<'a>(&self, mut next: impl Iterator<Item = &'a [u8]>) -> Option<Bytes> {
+        self.demarcator.as_ref()?.header_before(&mut next)
+    }
+
+    /// The header for a client that starts at hub offset `start` of the retained `slots`.
+    pub fn header_at(&self, slots: &VecDeque<Slot>, start: u64) -> Option<Bytes> {
+        // Bytes of an earlier run are none of this run's parser's business.
+        let start = start.max(self.base);
+        let first = slots.partition_point(|slot| slot.offset + slot.data.len() as u64 <= start);
+        self.header_before(slots.range(first..).map(|slot| {
+            let skip = start.saturating_sub(slot.offset) as usize;
+            &slot.data[skip.min(slot.data.len())..]
+        }))
+    }
+
     pub fn audio_only(&self) -> bool {
         self.demarcator.as_ref().is_some_and(|d| d.audio_only())
     }

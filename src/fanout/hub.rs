@@ -321,7 +321,8 @@ impl Hub {
         let ring = self.lock();
         let framing = ring.framing.as_ref()?;
         let (units, current) = framing.whole_units()?;
-        Some((framing.header().cloned(), units, current))
+        let header = framing.header_before(units.iter().map(|unit| &unit[..]));
+        Some((header, units, current))
     }
 
     fn wake(&self, mut ring: MutexGuard<'_, Ring>) {
@@ -376,7 +377,9 @@ impl Hub {
                 Join::Keyframe => Some(wait(true)),
                 Join::LastKeyframe => match (framing.gop(), framing.marks.back()) {
                     (Some(gop), _) => {
-                        subscriber.first.extend(framing.header().cloned());
+                        subscriber
+                            .first
+                            .extend(framing.header_before(gop.iter().map(|chunk| &chunk[..])));
                         subscriber.first.extend(gop.iter().cloned());
                         None
                     }
@@ -457,27 +460,30 @@ impl Subscriber {
             return Poll::Ready(Event::Closed);
         }
         if let Some(wait) = &self.wait {
-            let header = ring.framing.as_ref().and_then(Framing::header);
-            let run_start = ring.framing.as_ref().map(Framing::run_start);
+            let framing = ring.framing.as_ref();
+            let run_start = framing.map(Framing::run_start);
             if let Some(offset) = ring.locate(wait) {
-                // A run from its byte 0 carries its own header; else the current one goes
-                // first, unless this subscriber already has it.
+                // A run from its byte 0 carries its own header; else the header for this
+                // start point goes first, unless this subscriber already has it.
                 if wait.send_header
                     && Some(offset) != run_start
-                    && let Some(header) = header
-                    && self.sent_header.as_ref() != Some(header)
+                    && let Some(header) = framing.and_then(|f| f.header_at(&ring.chunks, offset))
+                    && self.sent_header.as_ref() != Some(&header)
                 {
-                    batch.push_back(header.clone());
+                    batch.push_back(header);
                 }
                 self.cursor = ring.take_from(offset, batch, max);
                 self.wait = None;
                 return Poll::Ready(Event::Data);
             }
             // The header at once, and with it the response head: only the data waits for
-            // its unit (an fMP4 fragment can be seconds away).
+            // its unit (an fMP4 fragment can be seconds away). Not where the header depends
+            // on the start point, which is not known yet.
             if wait.send_header
                 && self.sent_header.is_none()
-                && let Some(header) = header
+                && let Some(framing) = framing
+                && !framing.container().header_depends_on_start()
+                && let Some(header) = framing.header()
             {
                 self.sent_header = Some(header.clone());
                 batch.push_back(header.clone());

@@ -1285,3 +1285,28 @@ pub fn assert_clean_start(what: &str, bytes: &[u8], streams: &[&str], video: boo
         "{what}: the first video frame is not a keyframe (ffprobe: {first:?})"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Running streams (issue 16: players, TS continuity)
+// ---------------------------------------------------------------------------------------
+
+/// Starts a server with one stream `name` (`command`, `mimetype`), keeps a client reading it
+/// so that it runs, and returns once it has run for `run` since its first byte: a client that
+/// comes next joins it mid-stream.
+pub fn running_stream(
+    name: &str,
+    command: &str,
+    mimetype: &str,
+    run: Duration,
+) -> (Server, Keeper) {
+    let server = Server::start(&format!(
+        "streams:\n  {name}:\n    command: {command}\n    mimetype: {mimetype}\n"
+    ));
+    let mut keeper = server.open(&format!("/stream/{name}"));
+    assert_eq!(keeper.status, 200, "GET /stream/{name}");
+    keeper.read_at_least(1, START_TIMEOUT);
+    let started = Instant::now();
+    let keeper = Keeper::start(keeper);
+    thread::sleep(run.saturating_sub(started.elapsed()));
+    (server, keeper)
+}
