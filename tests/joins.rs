@@ -282,6 +282,31 @@ fn a_header_join_of_fmp4_gets_the_head_and_header_at_once() {
     keeper.finish();
 }
 
+#[test]
+fn a_keyframe_join_of_a_running_ts_stream_gets_its_response_head_at_once() {
+    // A keyframe every 2 s: the data waits for it, the response head does not.
+    let server = Server::start(&format!(
+        "streams:\n  s:\n    command: {FFMPEG} {VIDEO_IN} -c:v libx264 -preset ultrafast -tune zerolatency -g 20 -pix_fmt yuv420p -f mpegts -\n    mimetype: video/mp2t\n"
+    ));
+    let mut keeper = server.open("/stream/s");
+    assert_eq!(keeper.status, 200);
+    keeper.read_at_least(1, START);
+    let keeper = Keeper::start(keeper);
+
+    let asked = Instant::now();
+    let mut client = server.open("/stream/s?keyframe");
+    let head_took = asked.elapsed();
+    assert_eq!(client.status, 200);
+    assert!(
+        head_took <= HEADER_AT_ONCE_MAX,
+        "?keyframe on TS: response head after {head_took:?} (max {HEADER_AT_ONCE_MAX:?})"
+    );
+    // Past the next keyframe, with frames after it.
+    let got = client.read_for(Duration::from_millis(3500));
+    assert_clean_start("?keyframe after an early head", &got, &["h264,video"], true);
+    keeper.finish();
+}
+
 // ---------------------------------------------------------------------------------------
 // Item 14: a feed with no header and no keyframe does not hold its commands back
 // ---------------------------------------------------------------------------------------

@@ -83,6 +83,9 @@ struct Ring {
     ends: u64,
     /// The producer ended for good and no new run started: a new subscriber is told so.
     ended: bool,
+    /// The current run has published bytes: a new client's response need not wait for its
+    /// first byte to know that the producer started.
+    run_published: bool,
     closed: bool,
     waiters: Vec<Waker>,
     /// An empty list with capacity, swapped with `waiters` at each wake-up.
@@ -214,6 +217,7 @@ impl Hub {
                 failing: false,
                 ends: 0,
                 ended: false,
+                run_published: false,
                 closed: false,
                 waiters: Vec::new(),
                 spare: Vec::new(),
@@ -242,6 +246,7 @@ impl Hub {
         let mut guard = self.lock();
         let ring = &mut *guard;
         ring.failing = false;
+        ring.run_published = true;
         let offset = ring.published_bytes;
         ring.bytes += data.len();
         ring.published_bytes += data.len() as u64;
@@ -287,6 +292,7 @@ impl Hub {
         ring.first_seq = ring.next_seq();
         ring.chunks.clear();
         ring.bytes = 0;
+        ring.run_published = false;
         Self::restart_framing(&mut ring);
     }
 
@@ -294,7 +300,16 @@ impl Hub {
     pub fn start_run(&self) {
         let mut ring = self.lock();
         ring.ended = false;
+        ring.run_published = false;
         Self::restart_framing(&mut ring);
+    }
+
+    /// Whether the producer is running and has published in this run (it neither failed
+    /// nor ended since): a client joining now will get bytes, and need not wait for them to
+    /// be answered.
+    pub fn producing(&self) -> bool {
+        let ring = self.lock();
+        ring.run_published && !ring.failing && !ring.ended && !ring.closed
     }
 
     /// The producer is idle and starts afresh for its next subscriber: its past failure is no
@@ -623,6 +638,22 @@ mod tests {
         slow.skip_to_live();
         hub.publish(chunk);
         assert_eq!(now_or_never(&mut slow, &mut got), Poll::Ready(Event::Data));
+    }
+
+    #[test]
+    fn a_hub_is_producing_from_its_runs_first_byte_until_it_fails_or_ends() {
+        let hub = Hub::new("s");
+        assert!(!hub.producing(), "idle");
+        hub.start_run();
+        assert!(!hub.producing(), "started, nothing published yet");
+        hub.publish(Bytes::from_static(b"x"));
+        assert!(hub.producing());
+        hub.fail("exit status: 1".into());
+        assert!(!hub.producing());
+        hub.start_run();
+        hub.publish(Bytes::from_static(b"y"));
+        hub.end();
+        assert!(!hub.producing());
     }
 
     #[test]

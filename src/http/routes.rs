@@ -169,11 +169,15 @@ impl Routes {
         };
         let mut subscriber = stream.subscribe(join, self.registry.tasks());
         let mut first = VecDeque::new();
-        let waited = tokio::time::timeout(
-            FIRST_BYTE_WAIT,
-            subscriber.next(&mut first, BATCH_CHUNKS_MAX),
-        )
-        .await;
+        // A running producer needs no proof that it starts: answer at once with what is
+        // ready (a cached header, `keyframe=last`'s GOP) and let only the data wait.
+        let first_wait = if subscriber.hub().producing() {
+            Duration::ZERO
+        } else {
+            FIRST_BYTE_WAIT
+        };
+        let waited =
+            tokio::time::timeout(first_wait, subscriber.next(&mut first, BATCH_CHUNKS_MAX)).await;
         if let Ok(Event::Lagged) = waited {
             subscriber.skip_to_live();
         }
@@ -301,7 +305,7 @@ async fn shot(stream: &Stream) -> Response<ResponseBody> {
 
 fn stream_response(mimetype: &str, body: ResponseBody) -> Response<ResponseBody> {
     let content_type = HeaderValue::from_str(mimetype)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+        .expect("validated: the config rejects a mimetype that is no header value");
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-cache, no-store")
