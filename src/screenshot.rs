@@ -96,7 +96,7 @@ pub fn format_from_query(
         expected,
     };
     let mut quality = None;
-    for (name, value) in parameters(query)? {
+    for (name, value) in parameters(query, &["format", "quality"])? {
         let (name, value) = (name.as_ref(), value.as_deref().unwrap_or_default());
         match name {
             "format" => {

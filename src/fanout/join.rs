@@ -47,7 +47,7 @@ impl Join {
     /// (and ignored here: browsers add cache busters).
     pub fn from_query(query: Option<&str>) -> Result<Self, BadParameter> {
         let mut join = None;
-        for (name, value) in parameters(query)? {
+        for (name, value) in parameters(query, &["header", "keyframe"])? {
             let value = value.as_deref();
             let bad = |expected| BadParameter {
                 name: name.to_string(),
@@ -102,10 +102,7 @@ impl Join {
 /// Whether the switch `name` is on in a query: `name`, `name=1`; `name=0` turns it off.
 pub fn flag(query: Option<&str>, name: &str) -> Result<bool, BadParameter> {
     let mut on = false;
-    for (key, value) in parameters(query)?
-        .into_iter()
-        .filter(|(key, _)| key == name)
-    {
+    for (key, value) in parameters(query, &[name])? {
         on = match value.as_deref() {
             None | Some("1" | "true" | "yes") => true,
             Some("0" | "false" | "no") => false,
@@ -124,31 +121,38 @@ pub fn flag(query: Option<&str>, name: &str) -> Result<bool, BadParameter> {
 /// A query parameter's name and value (none for a bare `name`), percent-decoded.
 pub type Parameter<'a> = (Cow<'a, str>, Option<Cow<'a, str>>);
 
-/// The `name[=value]` pairs of a query string, in order, decoded once here for every reader
-/// of the query: percent escapes, and `+` as a space (HTML form encoding), so
-/// `quality=%35%30` is `quality=50`. A pair that does not decode is a bad parameter.
-pub fn parameters(query: Option<&str>) -> Result<Vec<Parameter<'_>>, BadParameter> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = match pair.split_once('=') {
-                Some((name, value)) => (name, Some(value)),
-                None => (pair, None),
-            };
-            let undecodable = |_| BadParameter {
-                name: name.to_string(),
+/// The `name[=value]` pairs of a query string whose name is one of `read`, in order, decoded
+/// once here for every reader of the query: percent escapes, and `+` as a space (HTML form
+/// encoding), so `quality=%35%30` is `quality=50`. A value of one of them that does not decode
+/// is a bad parameter; pairs with other names are not looked at (a cache buster or a page's
+/// own parameter in some other encoding must not make a stream fail).
+pub fn parameters<'a>(
+    query: Option<&'a str>,
+    read: &[&str],
+) -> Result<Vec<Parameter<'a>>, BadParameter> {
+    let mut found = Vec::new();
+    for pair in query.unwrap_or_default().split('&') {
+        let (name, value) = match pair.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (pair, None),
+        };
+        let Ok(decoded) = decode_query_part(name) else {
+            continue;
+        };
+        if !read.contains(&decoded.as_ref()) {
+            continue;
+        }
+        let value = value
+            .map(decode_query_part)
+            .transpose()
+            .map_err(|_| BadParameter {
+                name: decoded.to_string(),
                 value: value.unwrap_or_default().to_string(),
                 expected: "percent-encoded UTF-8",
-            };
-            let value = value.map(decode_query_part).transpose();
-            Ok((
-                decode_query_part(name).map_err(undecodable)?,
-                value.map_err(undecodable)?,
-            ))
-        })
-        .collect()
+            })?;
+        found.push((decoded, value));
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -227,12 +231,19 @@ mod tests {
             Ok(Join::LastKeyframe)
         );
         assert_eq!(flag(Some("mpjpeg=%31"), "mpjpeg"), Ok(true));
-        let decoded = parameters(Some("t=a+b%2Bc&x")).expect("decodes");
+        let decoded = parameters(Some("t=a+b%2Bc&x&y=1"), &["t", "x"]).expect("decodes");
         assert_eq!(
             decoded,
             vec![("t".into(), Some("a b+c".into())), ("x".into(), None)]
         );
-        let error = parameters(Some("t=%zz")).expect_err("a broken escape");
+        let error = parameters(Some("t=%zz"), &["t"]).expect_err("a broken escape");
         assert_eq!((error.name.as_str(), error.value.as_str()), ("t", "%zz"));
+    }
+
+    #[test]
+    fn parameters_nobody_reads_are_not_decoded() {
+        let query = Some("title=%E9t%E9&x=100%&%zz=1&header");
+        assert_eq!(Join::from_query(query), Ok(Join::Header));
+        assert_eq!(flag(query, "mpjpeg"), Ok(false));
     }
 }
