@@ -30,17 +30,24 @@ pub const WRITE_STALL_MAX: Duration = Duration::from_secs(60);
 /// How long a connection with nothing to send stays quiet before the kernel starts probing
 /// its peer: short, since a probe costs one empty segment.
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
-/// Time between two keepalive probes that go unanswered.
+/// Time between two keepalive probes that go unanswered: several probes fit in
+/// [`USER_TIMEOUT`], so one lost segment does not decide that a peer is gone.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 /// How long the peer may answer nothing (no ACK of our data, of a keepalive probe or of a
 /// window probe) before the kernel drops the connection. Linux applies it to a receiver that
 /// keeps its window shut too, alive or not (measured on 6.18: a reader paused with a full
 /// buffer is cut after exactly this long), and it replaces the keepalive probe count; so it
-/// must not be shorter than the pause a client is allowed: a little longer than
-/// [`WRITE_STALL_MAX`], whose cut is logged with its reason and so must come first.
-pub const USER_TIMEOUT: Duration = Duration::from_secs(65);
+/// must not be shorter than the pause a client is allowed: longer than [`WRITE_STALL_MAX`],
+/// whose cut is logged with its reason and so must come first, by [`USER_TIMEOUT_MARGIN`].
+pub const USER_TIMEOUT: Duration = Duration::from_secs(90);
+/// How much sooner than the stall clock the kernel's clock may start: the receiver's window
+/// shuts when its buffer is full, but our writes wait only once [`NOTSENT_LOWAT_BYTES`] more
+/// are queued, which takes 30 s at 4.4 kbit/s (the lowest speech codecs' rate).
+///
+/// [`NOTSENT_LOWAT_BYTES`]: super::server::NOTSENT_LOWAT_BYTES
+pub const USER_TIMEOUT_MARGIN: Duration = Duration::from_secs(30);
 const _: () = assert!(
-    USER_TIMEOUT.as_secs() > WRITE_STALL_MAX.as_secs(),
+    USER_TIMEOUT.as_secs() >= WRITE_STALL_MAX.as_secs() + USER_TIMEOUT_MARGIN.as_secs(),
     "the kernel must not cut a paused client before the logged stall limit"
 );
 
