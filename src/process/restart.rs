@@ -6,7 +6,10 @@
 //! time: it is logged, and so is the next start. A brief healthy run (shorter than
 //! [`HEALTHY_RUN`]) must be followed by a long one before a brief one counts as healthy
 //! again, so that a command that delivers a little and exits at once, over and over, costs
-//! at most a few lines: it is a failing start. A command that keeps failing at start is
+//! at most a few lines: it is a failing start. And a command whose healthy runs die more than
+//! [`HEALTHY_DEATHS_MAX`] times within [`SUMMARY_INTERVAL`] (a camera that drops its
+//! connection every few seconds) is flapping: its further deaths are a failing series too,
+//! until a quieter interval. A command that keeps failing at start is
 //! restarted after growing, capped delays, never giving up; the first failure of such a series
 //! is logged with the tail of the command's stderr, later ones are summed up once per
 //! [`SUMMARY_INTERVAL`].
@@ -27,6 +30,11 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How often a failing command's summary line is logged.
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+/// How many deaths of healthy runs within [`SUMMARY_INTERVAL`] are each news (logged, and
+/// restarted at once); past that the command is flapping, and backs off and is summed up like
+/// a failing start. A few kills or crashes of a working feed are always seen; a feed dying
+/// every second costs neither a busy loop nor two log lines a second.
+pub const HEALTHY_DEATHS_MAX: u32 = 5;
 
 /// What to do after a command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +65,9 @@ pub struct Resurrection {
     brief: bool,
     unlogged: u64,
     last_logged: Option<Instant>,
+    /// When the current window of healthy deaths began, and how many it has seen.
+    deaths_since: Option<Instant>,
+    deaths: u32,
 }
 
 impl Resurrection {
@@ -64,7 +75,8 @@ impl Resurrection {
     /// when to run again.
     pub fn record_exit(&mut self, ran: Duration, produced: u64, now: Instant) -> Verdict {
         let long = ran >= HEALTHY_RUN;
-        let healthy = produced > 0 && (long || (self.consecutive == 0 && !self.brief));
+        let healthy =
+            produced > 0 && (long || (self.consecutive == 0 && !self.brief)) && !self.flapping(now);
         if healthy {
             self.brief = !long;
             self.consecutive = 0;
@@ -96,6 +108,19 @@ impl Resurrection {
             self.last_logged = Some(now);
         }
         Verdict { delay, log }
+    }
+
+    /// Counts a death of a healthy run at `now`; whether there were too many lately.
+    fn flapping(&mut self, now: Instant) -> bool {
+        match self.deaths_since {
+            Some(since) if now.duration_since(since) < SUMMARY_INTERVAL => {}
+            _ => {
+                self.deaths_since = Some(now);
+                self.deaths = 0;
+            }
+        }
+        self.deaths = self.deaths.saturating_add(1);
+        self.deaths > HEALTHY_DEATHS_MAX
     }
 
     /// Whether the command is in a series of failed starts (its starts are then logged quietly).
@@ -133,6 +158,33 @@ mod tests {
             );
             assert!(!policy.failing(), "its next start is logged too");
         }
+    }
+
+    #[test]
+    fn a_flapping_command_backs_off_and_is_summed_up_until_a_quieter_interval() {
+        let mut policy = Resurrection::default();
+        let start = Instant::now();
+        let at = |second| start + Duration::from_secs(second);
+        for second in 0..u64::from(HEALTHY_DEATHS_MAX) {
+            let verdict = policy.record_exit(HEALTHY_RUN * 2, 1000, at(second));
+            assert_eq!(verdict.log, Some(LogAs::First), "death {second} is news");
+        }
+        let flapping = policy.record_exit(HEALTHY_RUN * 2, 1000, at(6));
+        assert!(policy.failing(), "too many deaths in a minute");
+        assert_eq!(
+            flapping.log,
+            Some(LogAs::First),
+            "the first of a failing series"
+        );
+        let next = policy.record_exit(HEALTHY_RUN * 2, 1000, at(7));
+        assert_eq!(next.log, None);
+        assert!(next.delay > Duration::ZERO, "it backs off");
+        let quieter = policy.record_exit(HEALTHY_RUN * 2, 1000, at(6) + SUMMARY_INTERVAL);
+        assert_eq!(quieter.delay, Duration::ZERO);
+        assert!(
+            !policy.failing(),
+            "a new minute, a healthy death is news again"
+        );
     }
 
     #[test]
