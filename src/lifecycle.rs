@@ -316,16 +316,17 @@ async fn run_once(
             };
             // The rest of its output is already in the pipe: read it, but never wait on a
             // descendant that escaped the process group and keeps stdout open.
-            let produced = tokio::select! {
+            tokio::select! {
                 biased;
-                _ = cancel.cancelled() => 0,
-                read = &mut pump => read.ok().and_then(Result::ok).unwrap_or(0),
-                _ = tokio::time::sleep(child::STOP_GRACE) => 0,
+                _ = cancel.cancelled() => {}
+                _ = &mut pump => {}
+                _ = tokio::time::sleep(child::STOP_GRACE) => {}
             };
             drop(pipe);
             RunEnd::Exited {
                 reason: describe_exit(status, &child.stderr_tail().text()),
-                produced,
+                // From the hub: a read loop cut short still delivered what it published.
+                produced: hub.run_bytes(),
                 input_ended,
             }
         }
@@ -378,7 +379,7 @@ async fn run_file(
                 Ok(_) => format!("reached the end of {}", path.display()),
                 Err(error) => format!("cannot read {}: {error}", path.display()),
             },
-            produced: read.unwrap_or(0),
+            produced: hub.run_bytes(),
             input_ended: false,
         },
     }

@@ -82,6 +82,13 @@ impl Container {
         )
     }
 
+    /// Whether its parser marks keyframes. Ogg's does not (it finds pages, not Theora's
+    /// keyframes): a keyframe join there starts at the next page, rather than waiting for a
+    /// keyframe mark that never comes.
+    pub fn marks_keyframes(self) -> bool {
+        self != Container::Ogg
+    }
+
     /// Whether a join's header can only be built once its start point is known: a TS
     /// client's PAT/PMT carry continuity counters that the live packets after its start point
     /// must continue (a TS header join waits at most a frame for that point).

@@ -1,6 +1,7 @@
-//! Test support shared by the container parsers: deterministic random pieces and garbage,
-//! so every parser is fed the same hostile inputs (random bytes, truncations, corruptions,
-//! random piece sizes) without a fuzzing dependency.
+//! Test support shared by the container parsers and the hub: deterministic random pieces and
+//! garbage, so every parser is fed the same hostile inputs (random bytes, truncations,
+//! corruptions, random piece sizes) without a fuzzing dependency; and a toy container whose
+//! marks the hub's join tests spell out in letters.
 
 use super::{Demarcator, Mark};
 

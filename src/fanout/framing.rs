@@ -32,6 +32,43 @@ pub const MARK_WAIT_MIN: Duration = Duration::from_millis(300);
 /// or irregular keyframe, yet a stream that stopped having them holds nobody back for long.
 pub const MARK_INTERVALS_WAIT: u32 = 3;
 
+/// How many recent intervals between marks a run's pace remembers: enough that one short
+/// interval (a scene-cut keyframe right after a regular one, a burst after a network stall)
+/// does not pass for the stream's pace and end a join's wait before the next regular mark.
+const PACE_INTERVALS: usize = 4;
+
+/// When marks of one kind came: the last one and the recent intervals between them.
+#[derive(Debug, Default)]
+struct Pace {
+    last: Option<Instant>,
+    recent: [Duration; PACE_INTERVALS],
+    noted: usize,
+}
+
+impl Pace {
+    /// Records a mark seen at `now`. Marks of one chunk share its time: only the first of
+    /// them counts, so an interval is never zero.
+    fn note(&mut self, now: Instant) {
+        if let Some(before) = self.last.replace(now)
+            && now > before
+        {
+            self.recent[self.noted % PACE_INTERVALS] = now - before;
+            self.noted += 1;
+        }
+    }
+
+    /// The newest interval (what the status shows).
+    fn newest(&self) -> Option<Duration> {
+        let index = self.noted.checked_sub(1)?;
+        Some(self.recent[index % PACE_INTERVALS])
+    }
+
+    /// The longest recent interval: how long the next mark may take.
+    fn longest(&self) -> Option<Duration> {
+        (self.noted > 0).then(|| self.recent.iter().copied().max().unwrap_or_default())
+    }
+}
+
 /// What is known about a stream's container, for the status page and D-Bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FramingInfo {
@@ -141,11 +178,10 @@ pub(super) struct Framing {
     gop: Gop,
     /// The one before it, complete: the newest whole pictures while `gop` has only a start.
     previous: Gop,
-    last_keyframe_at: Option<Instant>,
-    keyframe_interval: Option<Duration>,
-    /// The same for marks of any kind (what a `?header` join or an audio join waits for).
-    last_mark_at: Option<Instant>,
-    mark_interval: Option<Duration>,
+    /// When keyframes came (what a keyframe join waits for).
+    keyframe_pace: Pace,
+    /// When marks of any kind came (what a `?header` join or an audio join waits for).
+    mark_pace: Pace,
 }
 
 impl Framing {
@@ -159,10 +195,8 @@ impl Framing {
             marks: VecDeque::new(),
             gop: Gop::default(),
             previous: Gop::default(),
-            last_keyframe_at: None,
-            keyframe_interval: None,
-            last_mark_at: None,
-            mark_interval: None,
+            keyframe_pace: Pace::default(),
+            mark_pace: Pace::default(),
         }
     }
 
@@ -215,7 +249,10 @@ impl Framing {
 
     /// Whether `mark` is where a client waiting for `keyframe_only` may start.
     pub fn accepts(&self, mark: &Mark, keyframe_only: bool) -> bool {
-        !keyframe_only || mark.kind == MarkKind::Keyframe || self.audio_only()
+        !keyframe_only
+            || mark.kind == MarkKind::Keyframe
+            || self.audio_only()
+            || !self.container().marks_keyframes()
     }
 
     /// Hub offset of the newest kept keyframe (audio: frame), where a client that fell
@@ -228,16 +265,16 @@ impl Framing {
             .map(|mark| mark.offset)
     }
 
-    /// Time between the last two keyframes: when the next one is due.
-    pub fn keyframe_interval(&self) -> Option<Duration> {
-        self.keyframe_interval
+    /// The longest of the recent times between two keyframes: by when the next one is due.
+    pub fn keyframe_interval_max(&self) -> Option<Duration> {
+        self.keyframe_pace.longest()
     }
 
     pub fn info(&self) -> FramingInfo {
         FramingInfo {
             container: self.container(),
             header_bytes: self.header().map_or(0, Bytes::len),
-            keyframe_interval: self.keyframe_interval,
+            keyframe_interval: self.keyframe_pace.newest(),
             audio_only: self.audio_only(),
         }
     }
@@ -274,10 +311,10 @@ impl Framing {
             let mut mark = self.found[index];
             mark.offset += self.base;
             self.marks.push_back(mark);
-            note_interval(&mut self.last_mark_at, &mut self.mark_interval, now);
+            self.mark_pace.note(now);
             if mark.kind == MarkKind::Keyframe && !audio_only {
                 self.restart_gop(slots, mark.offset);
-                note_interval(&mut self.last_keyframe_at, &mut self.keyframe_interval, now);
+                self.keyframe_pace.note(now);
             } else if mark.offset > self.gop.start {
                 self.gop.last_mark = self.gop.last_mark.max(mark.offset);
             }
@@ -305,18 +342,19 @@ impl Framing {
 
     /// When a join waiting for a mark (a keyframe when `keyframe_only`) should stop waiting
     /// and start live, as far as the current run has shown: [`MARK_INTERVALS_WAIT`] of its
-    /// intervals between such marks after the last one; [`JOIN_WAIT_MAX`] after the last one
-    /// (or after the run's first byte) while no interval is known; [`MARK_WAIT_MIN`] after the
-    /// run's first byte when it has shown no header and no mark at all. `None` before the
-    /// run's first byte: nothing is known yet.
+    /// longest recent intervals between such marks after the last one; [`JOIN_WAIT_MAX`]
+    /// after the last one (or after the run's first byte) while no interval is known;
+    /// [`MARK_WAIT_MIN`] after the run's first byte when it has shown no header and no mark at
+    /// all. `None` before the run's first byte: nothing is known yet.
     pub fn give_up_at(&self, keyframe_only: bool) -> Option<Instant> {
         let started = self.first_byte_at?;
-        let (last, interval) = if keyframe_only && !self.audio_only() {
-            (self.last_keyframe_at, self.keyframe_interval)
+        let pace = if keyframe_only && !self.audio_only() {
+            &self.keyframe_pace
         } else {
-            (self.last_mark_at, self.mark_interval)
+            &self.mark_pace
         };
-        let silent = self.header().is_none() && self.last_mark_at.is_none();
+        let (last, interval) = (pace.last, pace.longest());
+        let silent = self.header().is_none() && self.mark_pace.last.is_none();
         Some(match (last, interval) {
             (Some(last), Some(interval)) => {
                 last + (interval * MARK_INTERVALS_WAIT).max(MARK_WAIT_MIN)
@@ -331,15 +369,6 @@ impl Framing {
     /// and nothing cached from the previous run may be served.
     pub fn restart(&mut self, base: u64) {
         *self = Self::new(Arc::clone(&self.factory), base);
-    }
-}
-
-/// Records a mark seen at `now` and the time since the one before. Marks of one chunk share
-/// its time: only the first of them counts, so an interval is never zero.
-fn note_interval(last: &mut Option<Instant>, interval: &mut Option<Duration>, now: Instant) {
-    match last.replace(now) {
-        Some(before) if now > before => *interval = Some(now - before),
-        _ => {}
     }
 }
 
@@ -408,11 +437,17 @@ mod tests {
         // Keyframes 2 s apart: three of them.
         assert_eq!(framing.give_up_at(true), Some(t0 + ms(3000 + 6000)));
         assert_eq!(framing.give_up_at(false), Some(t0 + ms(3000 + 4500)));
+        // A scene-cut keyframe 40 ms after a regular one is not the stream's pace.
+        publish(&mut framing, &mut slots, b"K", t0 + ms(3040));
+        assert_eq!(framing.give_up_at(true), Some(t0 + ms(3040 + 6000)));
+
         // Boundaries 50 ms apart: never less than the floor.
-        publish(&mut framing, &mut slots, b"B", t0 + ms(3050));
-        assert_eq!(
-            framing.give_up_at(false),
-            Some(t0 + ms(3050) + MARK_WAIT_MIN)
+        let (mut framing, mut slots) = (
+            Framing::new(toy_factory(Container::MpegTs, Some(b"H")), 0),
+            VecDeque::new(),
         );
+        publish(&mut framing, &mut slots, b"B", t0);
+        publish(&mut framing, &mut slots, b"B", t0 + ms(50));
+        assert_eq!(framing.give_up_at(false), Some(t0 + ms(50) + MARK_WAIT_MIN));
     }
 }

@@ -38,6 +38,11 @@ pub const BATCH_CHUNKS_MAX: usize = 64;
 /// the hub cannot see, so it stays small (one large read, or many small ones).
 pub const BATCH_BYTES_MAX: usize = 16 << 10;
 
+/// How old a kept keyframe may be for a client that fell behind (or paused) to resume there
+/// rather than wait for the next one: an older one would put it most of [`LAG_MAX`] behind
+/// live again, and a reader a little slower than the stream would soon skip again.
+pub const RESUME_KEYFRAME_AGE_MAX: Duration = Duration::from_secs(1);
+
 /// The longest a joining client waits for a keyframe or boundary before it starts live anyway
 /// (longer than any sane GOP); the run's own pace usually ends the wait much sooner (see
 /// [`Framing::give_up_at`]).
@@ -83,9 +88,9 @@ struct Ring {
     ends: u64,
     /// The producer ended for good and no new run started: a new subscriber is told so.
     ended: bool,
-    /// The current run has published bytes: a new client's response need not wait for its
-    /// first byte to know that the producer started.
-    run_published: bool,
+    /// `published_bytes` when the current run started: what the run has delivered is the
+    /// difference (a new client need not wait for a first byte once there is one).
+    run_base: u64,
     closed: bool,
     waiters: Vec<Waker>,
     /// An empty list with capacity, swapped with `waiters` at each wake-up.
@@ -117,15 +122,23 @@ impl Ring {
     }
 
     /// Where a waiting subscriber may start: a hub offset, once the marks show one.
-    fn locate(&self, wait: &Wait) -> Option<u64> {
+    /// `has_header`: the subscriber already got a header (sent at once, maybe by the run
+    /// before this one).
+    fn locate(&self, wait: &Wait, has_header: bool) -> Option<u64> {
         let framing = self.framing.as_ref()?;
         if !framing.decided() {
             return None;
         }
         // At a run's first byte nothing is missed yet: whoever came before it gets the whole
         // run (a `cat` of a TS file keeps the SDT in front of the PAT), whatever it asked for.
+        // Not one that holds a header already: a second one from byte 0 would break its
+        // demuxer, so it starts at a keyframe of the new run (after the new header, if that
+        // differs).
         let run_start = framing.run_start();
-        if wait.from <= run_start && self.chunks.front().is_some_and(|c| c.offset <= run_start) {
+        if !has_header
+            && wait.from <= run_start
+            && self.chunks.front().is_some_and(|c| c.offset <= run_start)
+        {
             return Some(run_start);
         }
         if !framing.active() {
@@ -149,6 +162,14 @@ impl Ring {
                 .as_ref()
                 .and_then(|framing| framing.give_up_at(wait.keyframe_only))
                 .is_some_and(|at| now >= at)
+    }
+
+    /// When the byte at hub offset `offset` was published, if it is still kept.
+    fn published_at(&self, offset: u64) -> Option<Instant> {
+        let index = self
+            .chunks
+            .partition_point(|slot| slot.offset + slot.data.len() as u64 <= offset);
+        self.chunks.get(index).map(|slot| slot.at)
     }
 
     /// Appends to `batch` the chunks from hub offset `offset` on (see [`Ring::take`]).
@@ -217,7 +238,7 @@ impl Hub {
                 failing: false,
                 ends: 0,
                 ended: false,
-                run_published: false,
+                run_base: 0,
                 closed: false,
                 waiters: Vec::new(),
                 spare: Vec::new(),
@@ -246,7 +267,6 @@ impl Hub {
         let mut guard = self.lock();
         let ring = &mut *guard;
         ring.failing = false;
-        ring.run_published = true;
         let offset = ring.published_bytes;
         ring.bytes += data.len();
         ring.published_bytes += data.len() as u64;
@@ -292,7 +312,7 @@ impl Hub {
         ring.first_seq = ring.next_seq();
         ring.chunks.clear();
         ring.bytes = 0;
-        ring.run_published = false;
+        ring.run_base = ring.published_bytes;
         Self::restart_framing(&mut ring);
     }
 
@@ -300,7 +320,7 @@ impl Hub {
     pub fn start_run(&self) {
         let mut ring = self.lock();
         ring.ended = false;
-        ring.run_published = false;
+        ring.run_base = ring.published_bytes;
         Self::restart_framing(&mut ring);
     }
 
@@ -309,7 +329,14 @@ impl Hub {
     /// be answered.
     pub fn producing(&self) -> bool {
         let ring = self.lock();
-        ring.run_published && !ring.failing && !ring.ended && !ring.closed
+        ring.published_bytes > ring.run_base && !ring.failing && !ring.ended && !ring.closed
+    }
+
+    /// Bytes published since the current run started (what it delivered, even when its
+    /// read loop could not be waited for).
+    pub fn run_bytes(&self) -> u64 {
+        let ring = self.lock();
+        ring.published_bytes - ring.run_base
     }
 
     /// The producer is idle and starts afresh for its next subscriber: its past failure is no
@@ -477,7 +504,7 @@ impl Subscriber {
         if let Some(wait) = &self.wait {
             let framing = ring.framing.as_ref();
             let run_start = framing.map(Framing::run_start);
-            if let Some(offset) = ring.locate(wait) {
+            if let Some(offset) = ring.locate(wait, self.sent_header.is_some()) {
                 // A run from its byte 0 carries its own header; else the header for this
                 // start point goes first, unless this subscriber already has it.
                 if wait.send_header
@@ -521,13 +548,18 @@ impl Subscriber {
                 return Poll::Ready(Event::Lagged);
             };
             self.skips += 1;
-            // Resume at the newest keyframe still kept (a paused client that reads again
-            // gets the present at once). When none is kept (a GOP longer than what the hub
-            // keeps), the next one is due within a keyframe interval: wait that long on top
-            // of the lag bound before giving up on the stream's keyframes.
-            let next_due = framing.keyframe_interval().unwrap_or_default();
+            // Resume at the newest keyframe still kept, when it is recent (a paused client
+            // that reads again gets the present at once). Otherwise (an old one, or none
+            // kept: a GOP longer than what the hub keeps) the next one is due within a
+            // keyframe interval: wait that long on top of the lag bound before giving up on
+            // the stream's keyframes.
+            let next_due = framing.keyframe_interval_max().unwrap_or_default();
+            let resume_at = framing.newest_start().filter(|&offset| {
+                ring.published_at(offset)
+                    .is_some_and(|at| now.duration_since(at) <= RESUME_KEYFRAME_AGE_MAX)
+            });
             self.wait = Some(Wait {
-                from: framing.newest_start().unwrap_or(ring.published_bytes),
+                from: resume_at.unwrap_or(ring.published_bytes),
                 keyframe_only: true,
                 send_header: false,
                 deadline: Instant::now() + LAG_MAX + next_due.min(JOIN_WAIT_MAX),
@@ -780,17 +812,14 @@ mod tests {
         let mut between = hub.subscribe_with(Join::Header);
         hub.start_run();
         publish_all(&hub, &[b"s0", b"p1", b"K2"]);
-        for sub in [&mut waiting, &mut between] {
-            got.clear();
-            while now_or_never(sub, &mut got) == Poll::Ready(Event::Data) {}
-            let start = got.iter().position(|chunk| chunk.as_ref() == b"s0");
-            assert_eq!(
-                start.map(|at| text(&got)[at..].to_vec()),
-                Some(vec![&b"s0"[..], b"p1", b"K2"]),
-                "got {:?}",
-                text(&got)
-            );
-        }
+        got.clear();
+        while now_or_never(&mut between, &mut got) == Poll::Ready(Event::Data) {}
+        assert_eq!(text(&got), [&b"s0"[..], b"p1", b"K2"]);
+        // One that holds the old run's header gets no second header: the new run's first
+        // keyframe (its header is the same one).
+        got.clear();
+        while now_or_never(&mut waiting, &mut got) == Poll::Ready(Event::Data) {}
+        assert_eq!(text(&got), [&b"K2"[..]]);
     }
 
     #[test]
@@ -873,6 +902,30 @@ mod tests {
             [&b"K3"[..], b"p4"],
             "no wait for a next keyframe"
         );
+    }
+
+    #[test]
+    fn a_subscriber_behind_resumes_at_a_kept_keyframe_only_while_it_is_recent() {
+        let hub = toy_hub();
+        let mut slow = hub.subscribe();
+        overflow(&hub);
+        publish_all(&hub, &[b"K1", b"p2"]);
+        // Time passes: K1 is kept, but resuming there would put the client far behind again.
+        std::thread::sleep(RESUME_KEYFRAME_AGE_MAX + Duration::from_millis(50));
+        publish_all(&hub, &[b"p3"]);
+        let mut got = VecDeque::new();
+        assert_eq!(
+            now_or_never(&mut slow, &mut got),
+            Poll::Ready(Event::Skipped)
+        );
+        assert!(
+            now_or_never(&mut slow, &mut got).is_pending(),
+            "{:?}",
+            text(&got)
+        );
+        publish_all(&hub, &[b"K4"]);
+        assert_eq!(now_or_never(&mut slow, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"K4"[..]], "the next keyframe, nearer live");
     }
 
     #[test]
