@@ -119,6 +119,14 @@ fn urls(config: &Config, report: &mut Report) {
     for stream in config.streams.values() {
         let Some(url) = &stream.url else { continue };
         let key = format!("streams.{}.url", stream.name);
+        if url.contains('%') {
+            // Requests are matched once percent-decoded, as every browser and player encodes.
+            let message = format!(
+                "{url} is matched against decoded request paths: write the characters \
+                 themselves (a '%' is reached only as %25)"
+            );
+            report.warn(&key, message);
+        }
         if RESERVED_PATHS.contains(&url.as_str()) {
             report.error(&key, format!("{url} is the path of a built-in page"));
             continue;
@@ -326,6 +334,18 @@ mod tests {
         assert_eq!(
             errors("logdir: /dev/null\n"),
             ["t.yaml:1:9: logdir: /dev/null is not a directory"]
+        );
+    }
+
+    #[test]
+    fn a_percent_in_a_url_is_a_warning() {
+        let yaml = "streams:\n  s:\n    command: cat\n    url: /a%20b\n";
+        assert_eq!(
+            warnings(yaml),
+            [
+                "t.yaml:4:10: streams.s.url: /a%20b is matched against decoded request paths: \
+                 write the characters themselves (a '%' is reached only as %25)"
+            ]
         );
     }
 }

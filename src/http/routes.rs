@@ -193,16 +193,17 @@ impl Routes {
                     .hub()
                     .framing_info()
                     .is_some_and(|info| info.container == Container::Mjpeg);
-                let body = ClientBody::new(subscriber, first, client);
-                match (raw_mjpeg, wants_mpjpeg || multipart) {
-                    (true, true) => {
-                        stream_response(mpjpeg::MIMETYPE, Either::Right(body.wrap_mpjpeg()))
-                    }
-                    (false, true) if wants_mpjpeg => text(
+                if wants_mpjpeg && !raw_mjpeg {
+                    return text(
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
                         "?mpjpeg needs a stream of raw MJPEG (ffmpeg -f mjpeg)\n",
-                    ),
-                    _ => stream_response(mimetype, Either::Right(body)),
+                    );
+                }
+                let body = ClientBody::new(subscriber, first, client);
+                if raw_mjpeg && (wants_mpjpeg || multipart) {
+                    stream_response(mpjpeg::MIMETYPE, Either::Right(body.wrap_mpjpeg()))
+                } else {
+                    stream_response(mimetype, Either::Right(body))
                 }
             }
         }
