@@ -532,11 +532,12 @@ impl Subscriber {
                 return Poll::Ready(Event::Data);
             }
         }
-        let now = Instant::now();
-        if let Some(wait) = self
-            .wait
-            .take_if(|wait| now >= wait.deadline || ring.gives_up(wait, now))
-        {
+        // The clock is read only when a wait or a skip needs it: a live client's poll is
+        // the hot path of the fan-out (a million a second at 1600 clients).
+        if let Some(wait) = self.wait.take_if(|wait| {
+            let now = Instant::now();
+            now >= wait.deadline || ring.gives_up(wait, now)
+        }) {
             // A stream without keyframes (or boundaries) to wait for.
             if !wait.send_header {
                 return Poll::Ready(Event::Lagged);
@@ -554,6 +555,7 @@ impl Subscriber {
             // keyframe interval: wait that long on top of the lag bound before giving up on
             // the stream's keyframes.
             let next_due = framing.keyframe_interval_max().unwrap_or_default();
+            let now = Instant::now();
             let resume_at = framing.newest_start().filter(|&offset| {
                 ring.published_at(offset)
                     .is_some_and(|at| now.duration_since(at) <= RESUME_KEYFRAME_AGE_MAX)
@@ -562,7 +564,7 @@ impl Subscriber {
                 from: resume_at.unwrap_or(ring.published_bytes),
                 keyframe_only: true,
                 send_header: false,
-                deadline: Instant::now() + LAG_MAX + next_due.min(JOIN_WAIT_MAX),
+                deadline: now + LAG_MAX + next_due.min(JOIN_WAIT_MAX),
             });
             return Poll::Ready(Event::Skipped);
         }
