@@ -17,9 +17,13 @@ cd "$(dirname "$0")/.."
 # gst-launch-1.0 (tools): souphttpsrc, matroskademux, qtdemux, flvdemux and vp8dec come from
 # plugins-good, decodebin from plugins-base, tsdemux and h264parse from plugins-bad, and the
 # H.264/AAC decoders (avdec_*) from gstreamer1.0-libav.
+# prometheus: the metrics tests of issue 17 check `/metrics` with its `promtool check
+# metrics` and scrape it with a `prometheus` server they start themselves on a temporary
+# config and port; chromium also drives the status-page tests (headless, JS on and off). The
+# package's own service is not wanted: see below.
 PACKAGES="ffmpeg build-essential pkg-config procps systemd curl ca-certificates chromium
 mpv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-gstreamer1.0-plugins-bad gstreamer1.0-libav"
+gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus"
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -45,12 +49,33 @@ if [ -n "$missing" ]; then
         exit 1
     fi
     echo "setup: installing:$missing"
+    # Debian's prometheus package starts a Prometheus server (port 9090) from its postinst;
+    # the tests only need its programs. While installing, a policy-rc.d that denies every
+    # start (exit 101, Debian's invoke-rc.d policy) keeps any service from starting, unless
+    # the system already has its own policy (a container's). Removed on any exit.
+    POLICY=/usr/sbin/policy-rc.d
+    if [ ! -e "$POLICY" ]; then
+        trap '$SUDO rm -f "$POLICY"' EXIT
+        trap 'exit 130' INT TERM
+        printf '#!/bin/sh\n# voyandz setup-debian.sh: no service starts while it installs\nexit 101\n' |
+            $SUDO tee "$POLICY" >/dev/null
+        $SUDO chmod 755 "$POLICY"
+    fi
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
     # shellcheck disable=SC2086 # word splitting of the package list is wanted
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    # The postinst also enabled the service for the next boot: undo that when systemd runs
+    # (without systemd, as in a container, nothing would start it anyway).
+    case " $missing " in
+    *" prometheus "*)
+        if [ -d /run/systemd/system ]; then
+            $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
 elif ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the commands themselves (see README.md for Fedora).
-    for cmd in ffmpeg ffprobe cc pkg-config curl mpv gst-launch-1.0; do
+    for cmd in ffmpeg ffprobe cc pkg-config curl mpv gst-launch-1.0 promtool prometheus; do
         if ! command -v "$cmd" >/dev/null 2>&1; then
             echo "setup: '$cmd' is missing; see README.md (Fedora notes) for what to install" >&2
             exit 1

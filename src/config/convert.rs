@@ -9,14 +9,19 @@ use std::path::Path;
 
 use serde_saphyr::Spanned;
 
-use super::load::{DEFAULT_LISTEN_ADDR, DEFAULT_LISTEN_PORT, DEFAULT_MIMETYPE, DEFAULT_PAGES};
+use super::load::{
+    DEFAULT_LISTEN_ADDR, DEFAULT_LISTEN_PORT, DEFAULT_METRICS, DEFAULT_MIMETYPE, DEFAULT_PAGES,
+    DEFAULT_STATUS_API, DEFAULT_STATUS_PAGE,
+};
 use super::problem::Report;
-use super::raw::{RawConfig, RawFeed, RawStream};
+use super::raw::{RawConfig, RawFeed, RawStatus, RawStream, Value};
 use super::values::{
     address, boolean, client, command, is_bad_in_url, kind, mimetype, mode, path, port, program,
-    reference, stand_in, url,
+    reference, stand_in, status_path, url,
 };
-use super::{ClientMode, Config, FeedConfig, FeedInput, Mode, Pages, StreamConfig, StreamKind};
+use super::{
+    ClientMode, Config, FeedConfig, FeedInput, Mode, Pages, Status, StreamConfig, StreamKind,
+};
 
 /// Remembers where `key` was written and parses its value; a wrong value is reported at `key`.
 fn field<S, T>(
@@ -40,9 +45,10 @@ pub(crate) fn convert(path: &Path, raw: RawConfig, report: &mut Report) -> Confi
         Ok((!text.is_empty()).then(|| base.join(text)))
     });
     let pages = raw.pages.map(|pages| pages.value).unwrap_or_default();
+    let stat = field(report, "pages.stat", pages.stat, boolean);
+    let status = convert_status(report, raw.status.map(|s| s.value), stat);
     let pages = Pages {
         home: field(report, "pages.home", pages.home, boolean).unwrap_or(DEFAULT_PAGES.home),
-        stat: field(report, "pages.stat", pages.stat, boolean).unwrap_or(DEFAULT_PAGES.stat),
         config: field(report, "pages.config", pages.config, boolean)
             .unwrap_or(DEFAULT_PAGES.config),
     };
@@ -58,6 +64,7 @@ pub(crate) fn convert(path: &Path, raw: RawConfig, report: &mut Report) -> Confi
         feeds: Default::default(),
         streams: Default::default(),
         pages,
+        status,
     };
     for (name, body) in raw.feeds.map(|feeds| feeds.value.0).unwrap_or_default() {
         let key = entry_key(report, "feeds", &name);
@@ -79,6 +86,33 @@ fn entry_key(report: &mut Report, section: &str, name: &Spanned<String>) -> Stri
     let key = format!("{section}.{}", name.value);
     report.spans.mark(&key, &name.referenced);
     key
+}
+
+/// `status:`. Upstream's `pages.stat: false` turns the page, the API and the metrics off;
+/// a `status:` path written with it contradicts it, and is an error rather than a guess.
+fn convert_status(report: &mut Report, raw: Option<RawStatus>, stat: Option<bool>) -> Status {
+    let raw = raw.unwrap_or_default();
+    let on = stat.unwrap_or(true);
+    let mut view = |key: &str, value: Value, default: &str| {
+        if value.is_none() {
+            return on.then(|| default.to_owned());
+        }
+        let path = field(report, key, value, |value| status_path(value, default)).flatten();
+        if let Some(path) = path.as_deref().filter(|_| !on) {
+            let message = format!(
+                "{path} is on, but pages.stat: false turns the status page, the status API and \
+                 the metrics off (remove one of the two)"
+            );
+            report.error(key, message);
+        }
+        path
+    };
+    Status {
+        page: view("status.page", raw.page, DEFAULT_STATUS_PAGE),
+        api: view("status.api", raw.api, DEFAULT_STATUS_API),
+        metrics: view("status.metrics", raw.metrics, DEFAULT_METRICS),
+        clients: field(report, "status.clients", raw.clients, boolean).unwrap_or(false),
+    }
 }
 
 fn convert_feed(
@@ -218,6 +252,55 @@ mod tests {
         assert_eq!(
             errors("streams:\n  s:\n    command: cat\n    mimetype: ''\n"),
             "t.yaml:4:15: streams.s.mimetype: expected a mime type such as video/mp2t, not nothing"
+        );
+    }
+
+    #[test]
+    fn status_paths_are_paths_or_false_and_clients_are_off_by_default() {
+        let status = loaded("").status;
+        assert_eq!(
+            (status.page, status.api, status.metrics, status.clients),
+            (
+                Some("/stat".to_owned()),
+                Some("/stat.json".to_owned()),
+                Some("/metrics".to_owned()),
+                false
+            )
+        );
+        let status =
+            loaded("status:\n  page: s/page\n  api: false\n  metrics: yes\n  clients: on\n").status;
+        assert_eq!(
+            (status.page, status.api, status.metrics, status.clients),
+            (
+                Some("/s/page".to_owned()),
+                None,
+                Some("/metrics".to_owned()),
+                true
+            )
+        );
+        assert_eq!(
+            errors("status:\n  page: ''\n  api: 7\n  metrics: /a b\n  clients: /c\n"),
+            "t.yaml:2:9: status.page: expected a path such as /stat, or false, not \"\"\n\
+             t.yaml:3:8: status.api: expected a path such as /stat.json, or false, not 7\n\
+             t.yaml:4:12: status.metrics: a url cannot contain ' '\n\
+             t.yaml:5:12: status.clients: expected true or false, not \"/c\""
+        );
+    }
+
+    #[test]
+    fn pages_stat_false_turns_every_status_view_off() {
+        let status = loaded("pages:\n  stat: no\nstatus:\n  api: off\n  clients: no\n").status;
+        assert_eq!(
+            (status.page, status.api, status.metrics),
+            (None, None, None)
+        );
+        assert_eq!(loaded("pages:\n  stat: yes\n").status, Status::default());
+        assert_eq!(
+            errors("pages:\n  stat: false\nstatus:\n  page: /s\n  metrics: true\n"),
+            "t.yaml:4:9: status.page: /s is on, but pages.stat: false turns the status page, \
+             the status API and the metrics off (remove one of the two)\n\
+             t.yaml:5:12: status.metrics: /metrics is on, but pages.stat: false turns the \
+             status page, the status API and the metrics off (remove one of the two)"
         );
     }
 

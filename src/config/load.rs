@@ -22,12 +22,17 @@ pub const DEFAULT_LISTEN_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const DEFAULT_LISTEN_PORT: u16 = 8090;
 /// `mimetype` of a stream when not set: says nothing about the bytes.
 pub const DEFAULT_MIMETYPE: &str = "application/octet-stream";
-/// `pages` when not set: home and stat on, config off (it shows every command).
+/// `pages` when not set: home on, config off (it shows every command).
 pub const DEFAULT_PAGES: Pages = Pages {
     home: true,
-    stat: true,
     config: false,
 };
+/// `status.page` when not set: the spec's path.
+pub const DEFAULT_STATUS_PAGE: &str = "/stat";
+/// `status.api` when not set: the spec's path.
+pub const DEFAULT_STATUS_API: &str = "/stat.json";
+/// `status.metrics` when not set: where Prometheus scrapes by default.
+pub const DEFAULT_METRICS: &str = "/metrics";
 
 /// A config that loaded, and what is worth a warning in it.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,10 +279,10 @@ mod tests {
             config.pages,
             Pages {
                 home: true,
-                stat: true,
                 config: false
             }
         );
+        assert_eq!(config.status, crate::config::Status::default());
         assert!(config.feeds.is_empty() && config.streams.is_empty() && config.logdir.is_none());
         assert_eq!(
             load_str(Path::new("x"), "")
@@ -311,7 +316,7 @@ mod tests {
         assert_eq!(
             error("listenport: 1\nlistenadr: '::'\n"),
             "t.yaml:2:1: listenadr: unknown key `listenadr`, \
-             expected one of: listenaddr, listenport, logdir, feeds, streams, pages"
+             expected one of: listenaddr, listenport, logdir, feeds, streams, pages, status"
         );
     }
 
@@ -390,7 +395,8 @@ mod tests {
                 "t.yaml:3:14: feeds.cam0.command: unbalanced quote or trailing backslash in command",
                 "t.yaml:5:11: feeds.f2.file: expected a path, not nothing",
                 "t.yaml:8:14: streams.s.command: unbalanced quote or trailing backslash in command",
-                "t.yaml:14:10: streams.q.url: /stat is the path of a built-in page",
+                "t.yaml:14:10: streams.q.url: /stat is the path of the status page (status.page): set \
+                 another path there, or false",
             ]
         );
     }

@@ -21,12 +21,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use load::{
-    DEFAULT_LISTEN_ADDR, DEFAULT_LISTEN_PORT, DEFAULT_MIMETYPE, DEFAULT_PAGES, Loaded, load_file,
-    load_str,
+    DEFAULT_LISTEN_ADDR, DEFAULT_LISTEN_PORT, DEFAULT_METRICS, DEFAULT_MIMETYPE, DEFAULT_PAGES,
+    DEFAULT_STATUS_API, DEFAULT_STATUS_PAGE, Loaded, load_file, load_str,
 };
 pub use problem::{ConfigError, Problem};
 pub use render::render_yaml;
-pub use validate::RESERVED_PATHS;
 pub use values::MAX_TIMEOUT;
 
 /// The spec's default config path (`-f` overrides it, then `$VOYANDZ_CONFFILE`).
@@ -35,6 +34,10 @@ pub const SPEC_DEFAULT_PATH: &str = "/etc/voyandz.ini";
 pub const UPSTREAM_DEFAULT_PATH: &str = "/etc/voyandz";
 /// Upstream's environment variable naming the config file.
 pub const CONFFILE_ENV: &str = "VOYANDZ_CONFFILE";
+/// The path of the home page (`pages.home`), as upstream.
+pub const HOME_PATH: &str = "/";
+/// The path of the config page (`pages.config`), as upstream.
+pub const CONFIG_PATH: &str = "/config";
 
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,19 +58,75 @@ pub struct Config {
     pub feeds: BTreeMap<String, FeedConfig>,
     /// Streams by name, in name order.
     pub streams: BTreeMap<String, StreamConfig>,
-    /// Which extra pages are served.
+    /// Which of the fixed pages are served.
     pub pages: Pages,
+    /// Where the status page, the status API and the metrics are served, if at all.
+    pub status: Status,
 }
 
-/// `pages:` toggles, as upstream.
+/// `pages:` toggles, as upstream. Upstream's `pages.stat` is folded into [`Status`]: `false`
+/// turns the status page, the status API and the metrics off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pages {
     /// `/`: a list of streams (default on).
     pub home: bool,
-    /// `/stat` and `/stat.json` (default on).
-    pub stat: bool,
     /// `/config`: the final config (default off: it shows commands).
     pub config: bool,
+}
+
+/// `status:`: the URL path of each status view, `None` when it is off.
+///
+/// Paths are in decoded form, like stream `url`s, with one leading `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// `status.page`: the HTML status page (default `/stat`, as the spec says).
+    pub page: Option<String>,
+    /// `status.api`: the same information as JSON (default `/stat.json`, as the spec says).
+    pub api: Option<String>,
+    /// `status.metrics`: Prometheus metrics (default `/metrics`, Prometheus' own default).
+    pub metrics: Option<String>,
+    /// `status.clients`: list the connected clients on the page and in the API (default off:
+    /// the spec wants it off, as it shows every viewer's address).
+    pub clients: bool,
+}
+
+/// A page voyandz serves besides its streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// `/`: the list of streams.
+    Home,
+    /// `/config`: the final config.
+    Config,
+    /// The HTML status page.
+    Status,
+    /// The status API (JSON).
+    StatusApi,
+    /// Prometheus metrics.
+    Metrics,
+}
+
+impl Page {
+    /// The config key that turns it on, moves it or turns it off (`status.api`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Page::Home => "pages.home",
+            Page::Config => "pages.config",
+            Page::Status => "status.page",
+            Page::StatusApi => "status.api",
+            Page::Metrics => "status.metrics",
+        }
+    }
+
+    /// What a message calls it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Page::Home => "the home page",
+            Page::Config => "the config page",
+            Page::Status => "the status page",
+            Page::StatusApi => "the status API",
+            Page::Metrics => "the metrics",
+        }
+    }
 }
 
 /// A command line, kept both as written and as split into words.
@@ -161,6 +220,29 @@ impl Config {
     pub fn stream_paths(stream: &StreamConfig) -> impl Iterator<Item = String> + '_ {
         std::iter::once(format!("/stream/{}", stream.name)).chain(stream.url.clone())
     }
+
+    /// Every page that is on, with the path it is served at, in [`Page`] order. The one
+    /// table of the pages: routing and the collision checks both read it.
+    pub fn pages(&self) -> impl Iterator<Item = (Page, &str)> {
+        let fixed = |page, on: bool, path| on.then_some((page, path));
+        let status = &self.status;
+        [
+            fixed(Page::Home, self.pages.home, HOME_PATH),
+            fixed(Page::Config, self.pages.config, CONFIG_PATH),
+            status.page.as_deref().map(|path| (Page::Status, path)),
+            status.api.as_deref().map(|path| (Page::StatusApi, path)),
+            status.metrics.as_deref().map(|path| (Page::Metrics, path)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The page served at the decoded request path `path`, if one is.
+    pub fn page_at(&self, path: &str) -> Option<Page> {
+        self.pages()
+            .find(|(_, served)| *served == path)
+            .map(|(page, _)| page)
+    }
 }
 
 /// Picks the config file: `-f`, else `$VOYANDZ_CONFFILE`, else the spec's
@@ -187,9 +269,21 @@ fn pick_path(cli: Option<&Path>, env: Option<&OsStr>, exists: impl Fn(&Path) -> 
 }
 
 impl Default for Pages {
-    /// Home and stat on, config off, as upstream.
+    /// Home on, config off, as upstream.
     fn default() -> Self {
         DEFAULT_PAGES
+    }
+}
+
+impl Default for Status {
+    /// Everything on at the spec's paths, the clients list off.
+    fn default() -> Self {
+        Status {
+            page: Some(DEFAULT_STATUS_PAGE.to_owned()),
+            api: Some(DEFAULT_STATUS_API.to_owned()),
+            metrics: Some(DEFAULT_METRICS.to_owned()),
+            clients: false,
+        }
     }
 }
 

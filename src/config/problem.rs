@@ -90,6 +90,11 @@ impl Spans {
         }
     }
 
+    /// Whether `key` itself was written in the file.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.at.contains_key(key)
+    }
+
     /// The location of `key`, or of its nearest parent that has one.
     fn find(&self, key: &str) -> Option<(usize, usize)> {
         let mut key = key;

@@ -132,6 +132,7 @@ pub(crate) struct RawConfig {
     pub(crate) feeds: Option<Spanned<Entries<RawFeed>>>,
     pub(crate) streams: Option<Spanned<Entries<RawStream>>>,
     pub(crate) pages: Option<Spanned<RawPages>>,
+    pub(crate) status: Option<Spanned<RawStatus>>,
 }
 
 /// One `feeds:` entry.
@@ -167,6 +168,15 @@ pub(crate) struct RawPages {
     pub(crate) config: Value,
 }
 
+/// `status:`: each path a string, or a boolean (`false` turns it off).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawStatus {
+    pub(crate) page: Value,
+    pub(crate) api: Value,
+    pub(crate) metrics: Value,
+    pub(crate) clients: Value,
+}
+
 /// A key the file's shape has no place for (a typo such as `comand`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UnknownKey {
@@ -192,6 +202,7 @@ pub(crate) fn unknown_keys(text: &str) -> Vec<UnknownKey> {
             [section, _, _] if section == "feeds" => Some(keys_of::<RawFeed>()),
             [section, _, _] if section == "streams" => Some(keys_of::<RawStream>()),
             [section, _] if section == "pages" => Some(keys_of::<RawPages>()),
+            [section, _] if section == "status" => Some(keys_of::<RawStatus>()),
             // Deeper keys sit where a single value belongs: serde-saphyr reports that.
             _ => None,
         }
@@ -397,7 +408,8 @@ mod tests {
     #[test]
     fn unknown_keys_are_found_in_every_section_with_what_is_accepted() {
         let text = "listenadr: x\nfeeds:\n  a.b:\n    comand: x\n    mode: 5\n\
-                    streams:\n  s:\n    url: /s\n    typ: shot\npages:\n  stats: no\n";
+                    streams:\n  s:\n    url: /s\n    typ: shot\npages:\n  stats: no\n\
+                    status:\n  json: /j\n";
         let found: Vec<(u64, String)> = unknown_keys(text)
             .into_iter()
             .map(|key| (key.at.0, key.path))
@@ -407,10 +419,11 @@ mod tests {
             "feeds.a.b.comand",
             "streams.s.typ",
             "pages.stats",
+            "status.json",
         ];
         assert_eq!(
             found,
-            [1, 4, 9, 11]
+            [1, 4, 9, 11, 13]
                 .into_iter()
                 .zip(paths.map(String::from))
                 .collect::<Vec<_>>()

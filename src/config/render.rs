@@ -4,7 +4,8 @@
 //! equal [`Config`], so it is also a normalised copy of the file. Modes print as `on-demand`,
 //! `continuous` or seconds; commands as their text, not as split words. Comments and the
 //! order of entries in the file are not kept (entries print in name order). A `listenaddr`
-//! host name prints as written, under a comment with the addresses it gave.
+//! host name prints as written, under a comment with the addresses it gave. Upstream's
+//! `pages.stat` prints as the `status` paths it stands for.
 
 use std::collections::BTreeMap;
 
@@ -57,8 +58,13 @@ pub fn render_yaml(config: &Config) -> String {
             .collect(),
         pages: OutPages {
             home: config.pages.home,
-            stat: config.pages.stat,
             config: config.pages.config,
+        },
+        status: OutStatus {
+            page: OutPath::from(&config.status.page),
+            api: OutPath::from(&config.status.api),
+            metrics: OutPath::from(&config.status.metrics),
+            clients: config.status.clients,
         },
     };
     let yaml = serde_saphyr::to_string(&out)
@@ -85,6 +91,7 @@ struct Out<'a> {
     feeds: BTreeMap<&'a str, OutFeed<'a>>,
     streams: BTreeMap<&'a str, OutStream<'a>>,
     pages: OutPages,
+    status: OutStatus<'a>,
 }
 
 #[derive(Serialize)]
@@ -117,11 +124,33 @@ struct OutStream<'a> {
     decoder: Option<&'a str>,
 }
 
+/// Upstream's `stat` is not printed: `status` says the same, path by path.
 #[derive(Serialize)]
 struct OutPages {
     home: bool,
-    stat: bool,
     config: bool,
+}
+
+#[derive(Serialize)]
+struct OutStatus<'a> {
+    page: OutPath<'a>,
+    api: OutPath<'a>,
+    metrics: OutPath<'a>,
+    clients: bool,
+}
+
+/// A status path as written in the file: the path, or `false` when it is off.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutPath<'a> {
+    Path(&'a str),
+    Off(bool),
+}
+
+impl<'a> From<&'a Option<String>> for OutPath<'a> {
+    fn from(path: &'a Option<String>) -> Self {
+        path.as_deref().map_or(OutPath::Off(false), OutPath::Path)
+    }
 }
 
 /// A mode as written in the file: a word, whole seconds, or fractional seconds.
@@ -208,9 +237,37 @@ mod tests {
             "    url: /live",
             "  home: true",
             "  config: true",
+            "status:",
+            "  page: /stat",
+            "  api: /stat.json",
+            "  metrics: /metrics",
+            "  clients: false",
         ] {
             assert!(rendered.lines().any(|l| l == line), "{line}\n{rendered}");
         }
+    }
+
+    #[test]
+    fn status_paths_print_as_paths_or_false() {
+        let yaml = "pages:\n  stat: no\n";
+        let config = load_str(Path::new("t.yaml"), yaml).expect("loads").config;
+        let rendered = assert_round_trip(&config);
+        assert!(
+            rendered.ends_with(
+                "pages:\n  home: true\n  config: false\nstatus:\n  page: false\n  \
+                 api: false\n  metrics: false\n  clients: false\n"
+            ),
+            "{rendered}"
+        );
+        let yaml = "status:\n  page: /kamera/żółw\n  api: off\n  clients: yes\n";
+        let config = load_str(Path::new("t.yaml"), yaml).expect("loads").config;
+        let rendered = assert_round_trip(&config);
+        assert!(
+            rendered.contains(
+                "  page: /kamera/żółw\n  api: false\n  metrics: /metrics\n  clients: true\n"
+            ),
+            "{rendered}"
+        );
     }
 
     #[test]

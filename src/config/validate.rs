@@ -1,7 +1,8 @@
 //! Cross-checks of a converted config: what no single value shows on its own.
 //!
 //! Errors: a `feed:` naming no feed, feed cycles, two streams at one URL path, a `url` that is
-//! a built-in page, a direct relay (no `command`) asked to run something, and a `mode` where
+//! a built-in page, a page (`/`, `/config`, the status paths) at a path already served, a
+//! direct relay (no `command`) asked to run something, and a `mode` where
 //! one process per request or per client leaves nothing to keep running. Warnings: paths that
 //! do not exist on this machine (`logdir`, `file:` feeds, `/dev/...` words in commands), so that
 //! `--check` works on a machine without the camera, and feeds that nothing uses.
@@ -10,11 +11,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use super::problem::Report;
-use super::{ClientMode, CommandLine, Config, FeedInput, Mode, StreamKind};
+use super::{
+    CONFIG_PATH, ClientMode, CommandLine, Config, FeedInput, HOME_PATH, Mode, Page, StreamKind,
+};
+use crate::screenshot;
 
-/// URL paths of the built-in pages. A stream's `url` may not take one even while the page is
-/// off, so that turning a page on never hides a stream.
-pub const RESERVED_PATHS: [&str; 4] = ["/", "/stat", "/stat.json", "/config"];
+/// URL paths of the fixed built-in pages. A stream's `url` may not take one even while the
+/// page is off, so that turning a page on never hides a stream. The status paths can be
+/// moved instead, so they are checked where they are ([`page_paths`]).
+const RESERVED_PATHS: [&str; 2] = [HOME_PATH, CONFIG_PATH];
 
 /// Adds every cross-check error and warning of `config` to `report`.
 pub(crate) fn check(config: &Config, report: &mut Report) {
@@ -22,6 +27,7 @@ pub(crate) fn check(config: &Config, report: &mut Report) {
     feed_cycles(config, report);
     stream_rules(config, report);
     urls(config, report);
+    page_paths(config, report);
     paths_exist(config, report);
     unused_feeds(config, report);
 }
@@ -119,14 +125,7 @@ fn urls(config: &Config, report: &mut Report) {
     for stream in config.streams.values() {
         let Some(url) = &stream.url else { continue };
         let key = format!("streams.{}.url", stream.name);
-        if url.contains('%') {
-            // Requests are matched once percent-decoded, as every browser and player encodes.
-            let message = format!(
-                "{url} is matched against decoded request paths: write the characters \
-                 themselves (a '%' is reached only as %25)"
-            );
-            report.warn(&key, message);
-        }
+        warn_percent(url, &key, report);
         if RESERVED_PATHS.contains(&url.as_str()) {
             report.error(&key, format!("{url} is the path of a built-in page"));
             continue;
@@ -144,6 +143,76 @@ fn urls(config: &Config, report: &mut Report) {
                 served.insert(url.clone(), &stream.name);
             }
         }
+    }
+}
+
+/// Requests are matched once percent-decoded, as every browser and player encodes: a `%`
+/// written in a path is almost surely an encoded character meant as itself.
+fn warn_percent(path: &str, key: &str, report: &mut Report) {
+    if path.contains('%') {
+        let message = format!(
+            "{path} is matched against decoded request paths: write the characters \
+             themselves (a '%' is reached only as %25)"
+        );
+        report.warn(key, message);
+    }
+}
+
+/// Each page that is on needs a path of its own: not a stream's, not another page's. A clash
+/// is reported at the key that was written: the status path when the file sets it, else the
+/// stream's `url` that took the status path's default.
+fn page_paths(config: &Config, report: &mut Report) {
+    let mut taken: Vec<(Page, &str)> = Vec::new();
+    for (page, path) in config.pages() {
+        let key = page.key();
+        if let Some((other, _)) = taken.iter().find(|(_, other)| *other == path) {
+            let message = format!(
+                "{path} is already served by {} ({})",
+                other.title(),
+                other.key()
+            );
+            report.error(key, message);
+            continue;
+        }
+        taken.push((page, path));
+        // Streams never take `/` or `/config` (`urls` reports that): only status paths move.
+        if matches!(page, Page::Home | Page::Config) {
+            continue;
+        }
+        let written = report.spans.has(key);
+        if written {
+            warn_percent(path, key, report);
+        }
+        for stream in config.streams.values() {
+            let picture = screenshot::split_picture_path(path)
+                .map(|(base, _)| base)
+                .filter(|_| stream.kind == StreamKind::Stream);
+            let Some(served) = Config::stream_paths(stream)
+                .find(|served| served == path || picture == Some(served.as_str()))
+            else {
+                continue;
+            };
+            let name = &stream.name;
+            let what = if served == path {
+                "already served by"
+            } else {
+                "the picture path of"
+            };
+            if written || stream.url.as_deref() != Some(path) {
+                report.error(key, format!("{path} is {what} stream \"{name}\""));
+            } else {
+                let message = format!(
+                    "{path} is the path of {} ({key}): set another path there, or false",
+                    page.title()
+                );
+                report.error(&format!("streams.{name}.url"), message);
+            }
+        }
+    }
+    let status = &config.status;
+    if status.clients && status.page.is_none() && status.api.is_none() {
+        let message = "the status page and the status API are off, so no clients list is shown";
+        report.warn("status.clients", message);
     }
 }
 
@@ -267,20 +336,93 @@ mod tests {
 
     #[test]
     fn a_url_cannot_be_a_built_in_page() {
-        for (url, path) in [
-            ("/", "/"),
-            ("stat", "/stat"),
-            ("/stat.json", "/stat.json"),
-            ("//config", "/config"),
-        ] {
-            let yaml = format!("streams:\n  s:\n    command: cat\n    url: {url}\n");
+        for (url, path) in [("/", "/"), ("//config", "/config")] {
+            let yaml =
+                format!("pages:\n  home: no\nstreams:\n  s:\n    command: cat\n    url: {url}\n");
             assert_eq!(
                 errors(&yaml),
                 [format!(
-                    "t.yaml:4:10: streams.s.url: {path} is the path of a built-in page"
+                    "t.yaml:6:10: streams.s.url: {path} is the path of a built-in page"
                 )]
             );
         }
+        for (url, page) in [
+            ("stat", "the status page (status.page)"),
+            ("/stat.json", "the status API (status.api)"),
+            ("metrics", "the metrics (status.metrics)"),
+        ] {
+            let yaml = format!("streams:\n  s:\n    command: cat\n    url: {url}\n");
+            let path = format!("/{}", url.trim_start_matches('/'));
+            let key = page.split(['(', ')']).nth(1).expect("a key");
+            assert_eq!(
+                errors(&yaml),
+                [format!(
+                    "t.yaml:4:10: streams.s.url: {path} is the path of {page}: set another \
+                     path there, or false"
+                )]
+            );
+            // Moved or off, the status path is free for a stream.
+            for moved in ["/elsewhere", "false"] {
+                let field = key.trim_start_matches("status.");
+                let yaml = format!("{yaml}status:\n  {field}: {moved}\n");
+                assert_eq!(warnings(&yaml), Vec::<String>::new(), "{yaml}");
+            }
+        }
+    }
+
+    #[test]
+    fn status_paths_cannot_take_a_path_already_served() {
+        let yaml = "streams:\n  cam:\n    command: cat\n    url: /live\n  shot:\n    command: cat\n\
+                    \x20   type: shot\nstatus:\n  page: /live\n  api: /stream/cam\n  metrics: /live\n";
+        assert_eq!(
+            errors(yaml),
+            [
+                "t.yaml:9:9: status.page: /live is already served by stream \"cam\"",
+                "t.yaml:10:8: status.api: /stream/cam is already served by stream \"cam\"",
+                "t.yaml:11:12: status.metrics: /live is already served by the status page \
+                 (status.page)",
+            ]
+        );
+        let yaml = "streams:\n  cam:\n    command: cat\n  shot:\n    command: cat\n    type: shot\n\
+                    status:\n  page: /stream/cam/pic.png\n  api: /stream/shot/pic\n  metrics: /\n";
+        assert_eq!(
+            errors(yaml),
+            [
+                "t.yaml:8:9: status.page: /stream/cam/pic.png is the picture path of stream \"cam\"",
+                "t.yaml:10:12: status.metrics: / is already served by the home page (pages.home)",
+            ]
+        );
+        let yaml = "pages:\n  home: no\nstatus:\n  page: /\n  api: /config\n";
+        assert_eq!(
+            warnings(yaml),
+            Vec::<String>::new(),
+            "pages that are off free their paths"
+        );
+        let yaml = "pages:\n  config: yes\nstatus:\n  api: /config\n";
+        assert_eq!(
+            errors(yaml),
+            ["t.yaml:4:8: status.api: /config is already served by the config page (pages.config)"]
+        );
+    }
+
+    #[test]
+    fn a_percent_in_a_status_path_or_a_clients_list_shown_nowhere_is_a_warning() {
+        let yaml = "status:\n  page: /a%20b\n  api: false\n  clients: yes\n";
+        assert_eq!(
+            warnings(yaml),
+            [
+                "t.yaml:2:9: status.page: /a%20b is matched against decoded request paths: write \
+              the characters themselves (a '%' is reached only as %25)"
+            ]
+        );
+        let yaml = "status:\n  page: off\n  api: no\n  clients: yes\n";
+        assert_eq!(
+            warnings(yaml),
+            [
+                "t.yaml:4:12: status.clients: the status page and the status API are off, so no \
+              clients list is shown"
+            ]
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub(super) fn port(value: Scalar) -> Result<u16, String> {
         .ok_or_else(|| format!("expected a port number from 1 to 65535, not {value}"))
 }
 
-/// `no-resurrect` and `pages:` toggles: a YAML boolean (`yes`/`on` included, as upstream).
+/// `no-resurrect`, `pages:` and `status.clients` toggles: a YAML boolean (`yes`/`on` included, as upstream).
 pub(super) fn boolean(value: Scalar) -> Result<bool, String> {
     match value {
         Scalar::Bool(b) => Ok(b),
@@ -194,6 +194,18 @@ pub(super) fn url(text: String) -> Result<Option<String>, String> {
         return Err(format!("a url cannot contain '{}'", bad.escape_debug()));
     }
     Ok(Some(format!("/{}", text.trim_start_matches('/'))))
+}
+
+/// `status.page`, `status.api` and `status.metrics`: a path (`false` turns it off, `true`
+/// keeps it at `default`), normalised as a stream's `url`.
+pub(super) fn status_path(value: Scalar, default: &str) -> Result<Option<String>, String> {
+    let expected = || format!("expected a path such as {default}, or false, not {value}");
+    match &value {
+        Scalar::Bool(false) => Ok(None),
+        Scalar::Bool(true) => Ok(Some(default.to_owned())),
+        Scalar::Str(text) if !text.is_empty() => url(text.clone()),
+        _ => Err(expected()),
+    }
 }
 
 #[cfg(test)]

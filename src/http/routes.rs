@@ -1,7 +1,8 @@
 //! The URL table: which request gets which answer.
 //!
 //! Streams are served at `/stream/<name>` and at their `url`; `/` lists them (when the home
-//! page is on) and `/config` shows the final configuration (when enabled). Unknown paths get
+//! page is on), `/config` shows the final configuration (when enabled), and the status page,
+//! API and metrics answer at their configured paths (501 until they are built). Unknown paths get
 //! 404, methods other than GET and HEAD 405, and a stream whose command cannot start 502 with a
 //! short text saying why, rather than a hanging client or an empty 200.
 //!
@@ -24,7 +25,7 @@ use super::body::{Client, ClientBody};
 use super::mpjpeg;
 use super::stall::ResetOnClose;
 use super::url;
-use crate::config::{Config, StreamKind};
+use crate::config::{Config, Page, StreamKind};
 use crate::container::{Container, select};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
 use crate::fanout::join::{Join, flag};
@@ -137,13 +138,17 @@ impl Routes {
                 Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
             };
         }
-        match client.path.as_str() {
-            "/" if self.config.pages.home => home(&self.config),
-            "/config" if self.config.pages.config => text(
+        match self.config.page_at(&client.path) {
+            Some(Page::Home) => home(&self.config),
+            Some(Page::Config) => text(
                 StatusCode::OK,
                 crate::config::render_yaml(&self.config).as_str(),
             ),
-            _ => text(StatusCode::NOT_FOUND, "no such stream or page\n"),
+            Some(Page::Status | Page::StatusApi | Page::Metrics) => text(
+                StatusCode::NOT_IMPLEMENTED,
+                "the status page arrives with issue 17\n",
+            ),
+            None => text(StatusCode::NOT_FOUND, "no such stream or page\n"),
         }
     }
 
@@ -324,12 +329,19 @@ fn text(status: StatusCode, message: &str) -> Response<ResponseBody> {
         .expect("static headers are valid")
 }
 
-/// The home page: a plain list of links to every stream.
+/// The home page: a plain list of links to every stream, and to the status page when on.
 fn home(config: &Config) -> Response<ResponseBody> {
     let mut html = String::from(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>voyandz</title></head>\
-         <body><h1>voyandz</h1><ul>\n",
+         <body><h1>voyandz</h1>\n",
     );
+    if let Some(page) = &config.status.page {
+        html.push_str(&format!(
+            "<p><a href=\"{}\">status</a></p>\n",
+            escape(&url::encode_path(page))
+        ));
+    }
+    html.push_str("<ul>\n");
     for stream in config.streams.values() {
         let path = format!("/stream/{}", stream.name);
         let url = stream.url.as_deref().unwrap_or(&path);
