@@ -229,3 +229,117 @@ impl Snapshot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::Container;
+    use crate::stats::State;
+
+    /// A feed that only runs on demand (none comes in these tests) and streams relaying it.
+    fn config(relay_mimetype: &str, stream_command: &str) -> Config {
+        let yaml = format!(
+            "feeds:\n  f:\n    command: cat\nstreams:\n  relay:\n    feed: f\n    mimetype: {relay_mimetype}\n  coded:\n    feed: f\n    command: {stream_command}\n    mimetype: video/mp2t\n"
+        );
+        crate::config::load_str(Path::new("/test.yaml"), &yaml)
+            .expect("valid config")
+            .config
+    }
+
+    /// One MPEG-TS null packet.
+    fn ts_packet() -> bytes::Bytes {
+        let mut packet = vec![0xFF; 188];
+        packet[..4].copy_from_slice(&[0x47, 0x1F, 0xFF, 0x10]);
+        packet.into()
+    }
+
+    fn feed_container(registry: &Registry) -> Option<Container> {
+        let snapshot = registry.load();
+        let hub = &snapshot.feed("f").expect("feed").hub;
+        hub.start_run();
+        hub.publish(ts_packet());
+        hub.framing_info().map(|info| info.container)
+    }
+
+    #[tokio::test]
+    async fn a_feeds_container_depends_on_the_feed_alone() {
+        let tasks = Tasks::default();
+        // The relaying stream's mimetype used to decide the feed's hub: a text one made it
+        // opaque, so editing a stream changed its feed.
+        for mimetype in ["video/mp2t", "text/plain", "audio/mpeg"] {
+            let registry = Registry::start(config(mimetype, "cat"), &tasks);
+            assert_eq!(
+                feed_container(&registry),
+                Some(Container::MpegTs),
+                "relayed as {mimetype}"
+            );
+        }
+        tasks.cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_swap_keeps_what_it_is_told_to_and_replaces_the_rest() {
+        let tasks = Tasks::default();
+        let registry = Registry::start(config("video/mp2t", "cat"), &tasks);
+        let before = registry.load();
+        registry.swap(config("video/mp2t", "tee"), &|kind, name| {
+            kind == Kind::Feed || name == "relay"
+        });
+        let after = registry.load();
+        let same = |a: &Arc<Stream>, b: &Arc<Stream>| Arc::ptr_eq(a, b);
+        assert!(Arc::ptr_eq(
+            before.feed("f").unwrap(),
+            after.feed("f").unwrap()
+        ));
+        assert!(same(
+            before.stream("relay").unwrap(),
+            after.stream("relay").unwrap()
+        ));
+        assert!(!same(
+            before.stream("coded").unwrap(),
+            after.stream("coded").unwrap()
+        ));
+        let coded = after.stream_at("/stream/coded").expect("served");
+        assert_eq!(
+            coded.config.command.as_ref().expect("a command").text,
+            "tee"
+        );
+        // The replaced stream's owner stops once the old snapshot is gone.
+        let old = Arc::clone(before.stream("coded").unwrap().control());
+        drop(before);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while old.stats.state() != State::Stopped {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the old stream runs on"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tasks.cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_state_lists_every_feed_stream_and_client() {
+        let tasks = Tasks::default();
+        let registry = Registry::start(config("video/mp2t", "cat"), &tasks);
+        let snapshot = registry.load();
+        let relay = snapshot.stream("relay").expect("stream");
+        let _client = relay.clients().register(crate::stats::ClientInfo {
+            peer: "127.0.0.1:4000".parse().expect("address"),
+            stream: "relay".into(),
+            join: crate::fanout::join::Join::Keyframe,
+            user_agent: "test".into(),
+        });
+        let state = registry.state();
+        let names: Vec<_> = state.streams.iter().map(|s| s.run.name.as_str()).collect();
+        assert_eq!(names, ["coded", "relay"]);
+        assert_eq!(state.feeds.len(), 1);
+        assert_eq!(state.feeds[0].state, State::Idle);
+        assert_eq!(state.clients.len(), 1);
+        assert_eq!(state.streams[1].clients, 1);
+        assert_eq!(state.streams[1].feed.as_deref(), Some("f"));
+        let yaml = serde_saphyr::to_string(&state).expect("serializable");
+        assert!(yaml.contains("join: keyframe"), "{yaml}");
+        tasks.cancel.cancel();
+    }
+}
