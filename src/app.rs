@@ -44,10 +44,9 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(RunError::Listener)?;
     let tasks = Tasks::default();
-    let registry = Registry::start(&config, &tasks);
+    let registry = Registry::start(config, &tasks);
     let routes = Arc::new(Routes {
         registry,
-        config,
         screenshots: Default::default(),
     });
     let mut servers = Vec::with_capacity(listeners.len());

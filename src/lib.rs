@@ -5,8 +5,11 @@
 //! [`http`] to every client's socket ([`http::body`]), or piped into the stdin of a stream's
 //! command ([`fanout::pipe`]) whose own output goes through a hub of its own.
 //! Everything else is control around that path: [`config`] loads and validates the YAML file;
-//! [`registry`] owns the running [`feed`]s and [`stream`]s; [`lifecycle`] starts, stops and
-//! resurrects each of them as demand comes and goes; [`process`] spawns and reaps children;
+//! [`registry`] owns the running [`feed`]s and [`stream`]s as a snapshot swapped atomically;
+//! [`lifecycle`] starts, stops and resurrects each of them as demand comes and goes, in one
+//! owner task per feed or stream that also takes commands; [`stats`] keeps their states and
+//! counters and those of every client, read as one plain view; [`process`] spawns and reaps
+//! children and says why they ended;
 //! [`systemd`] takes the listening socket; [`logging`] formats every line; [`cli`] is the
 //! command line; and [`app`] wires it all together and owns shutdown.
 
@@ -22,5 +25,6 @@ pub mod logging;
 pub mod process;
 pub mod registry;
 pub mod screenshot;
+pub mod stats;
 pub mod stream;
 pub mod systemd;

@@ -39,7 +39,8 @@ pub enum MarkKind {
 }
 
 /// The container formats voyandz understands; anything else is relayed as opaque bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Container {
     /// MPEG transport stream (`video/mp2t`, `video/MP2T`, `video/ts`).
     MpegTs,

@@ -15,7 +15,8 @@ use crate::container::Container;
 use crate::http::url::decode_query_part;
 
 /// Where a client's stream starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Join {
     /// The next byte published (`?header=0&keyframe=0`): lowest latency, possibly mid-unit.
     Live,

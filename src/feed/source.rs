@@ -7,6 +7,7 @@
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -18,8 +19,13 @@ pub const READ_CHUNK_MAX: usize = 64 << 10;
 /// Below this much free room a fresh allocation is made for the next reads.
 const READ_ROOM_MIN: usize = 4 << 10;
 
-/// Reads until end of file, publishing every read; returns the number of bytes read.
-pub async fn pump<R: AsyncRead + Unpin>(mut reader: R, hub: &Hub) -> io::Result<u64> {
+/// Reads until end of file, publishing every read and adding its size to `counted` (the
+/// feed's or stream's bytes in: one atomic add per read); returns the number of bytes read.
+pub async fn pump<R: AsyncRead + Unpin>(
+    mut reader: R,
+    hub: &Hub,
+    counted: &AtomicU64,
+) -> io::Result<u64> {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_MAX);
     let mut total = 0u64;
     loop {
@@ -31,6 +37,7 @@ pub async fn pump<R: AsyncRead + Unpin>(mut reader: R, hub: &Hub) -> io::Result<
             return Ok(total);
         }
         total += read as u64;
+        counted.fetch_add(read as u64, Ordering::Relaxed);
         hub.publish(buffer.split().freeze());
     }
 }
@@ -93,7 +100,7 @@ mod tests {
         let (mut writer, reader) = tokio::io::duplex(1024);
         let pump_task = tokio::spawn({
             let hub = std::sync::Arc::clone(&hub);
-            async move { pump(reader, &hub).await }
+            async move { pump(reader, &hub, &AtomicU64::new(0)).await }
         });
         let mut batch = VecDeque::new();
         tokio::io::AsyncWriteExt::write_all(&mut writer, b"tiny")

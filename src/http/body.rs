@@ -6,8 +6,14 @@
 //! ahead to a keyframe on a container-aware stream; on an opaque one, which it could not
 //! resume cleanly, it is cut off (its connection is aborted, so it can tell a truncated stream
 //! from a finished one). It never slows the others.
+//!
+//! Each body lists its client with the stream ([`ClientEntry`], dropped with the body) and
+//! counts the bytes it hands to hyper with one atomic add; it ends when its client's token
+//! is cancelled (the stream or feed was stopped), which it checks with an atomic load per
+//! poll and listens for only when it is about to sleep.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -15,10 +21,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::mpjpeg;
 use super::stall::ResetOnClose;
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event, LAG_MAX, Subscriber};
+use crate::fanout::join::Join;
+use crate::stats::{ClientEntry, ClientInfo};
+use crate::stream::Stream;
 
 /// The end of a response that nothing on our side ended.
 const CLIENT_CLOSED: &str = "client closed the connection";
@@ -40,6 +50,8 @@ pub struct Client {
     pub path: String,
     /// When its request arrived.
     pub started: Instant,
+    /// Its `User-Agent`, `-` when it sent none.
+    pub agent: String,
     /// Set to end its connection with a reset (when it is cut off).
     pub reset: ResetOnClose,
 }
@@ -53,11 +65,31 @@ pub struct ClientBody {
     client: Client,
     sent: u64,
     end: &'static str,
+    /// Its line in the stream's list of clients.
+    entry: ClientEntry,
+    /// Cancelled when its stream (or feed) is stopped.
+    cancel: CancellationToken,
+    /// Wakes it when `cancel` fires while it waits for data (allocated once per client).
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl ClientBody {
-    /// A body sending `pending` first, then whatever `subscriber` receives, to `client`.
-    pub fn new(subscriber: Subscriber, pending: VecDeque<Bytes>, client: Client) -> Self {
+    /// A body of `stream` sending `pending` first, then whatever `subscriber` receives, to
+    /// `client`, who joined as `join`; it is listed with the stream until it is dropped.
+    pub fn new(
+        stream: &Stream,
+        join: Join,
+        subscriber: Subscriber,
+        pending: VecDeque<Bytes>,
+        client: Client,
+    ) -> Self {
+        let entry = stream.clients().register(ClientInfo {
+            peer: client.peer,
+            stream: stream.config.name.clone(),
+            join,
+            user_agent: client.agent.clone(),
+        });
+        let cancel = stream.control().client_token();
         Self {
             subscriber,
             pending,
@@ -65,6 +97,9 @@ impl ClientBody {
             client,
             sent: 0,
             end: CLIENT_CLOSED,
+            entry,
+            cancelled: Box::pin(cancel.clone().cancelled_owned()),
+            cancel,
         }
     }
 }
@@ -103,24 +138,40 @@ impl Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, ClientError>>> {
         let this = self.get_mut();
         loop {
+            if this.cancel.is_cancelled() {
+                this.end = "stopped by command";
+                return Poll::Ready(None);
+            }
             if let Some(chunk) = this.pending.pop_front() {
                 this.sent += chunk.len() as u64;
+                this.entry.sent(chunk.len() as u64);
                 return Poll::Ready(Some(Ok(Frame::data(chunk))));
             }
-            let event = ready!(
-                this.subscriber
-                    .poll_next(cx, &mut this.pending, BATCH_CHUNKS_MAX)
-            );
+            let polled = this
+                .subscriber
+                .poll_next(cx, &mut this.pending, BATCH_CHUNKS_MAX);
+            let event = match polled {
+                Poll::Ready(event) => event,
+                Poll::Pending => {
+                    // Only before sleeping: a stop must wake a client that gets no data.
+                    ready!(this.cancelled.as_mut().poll(cx));
+                    continue;
+                }
+            };
             match event {
                 Event::Data => this.wrap_pending(),
                 // A failure between two runs: the producer is being resurrected, keep waiting.
                 Event::Failed(_) => {}
-                Event::Skipped => tracing::info!(
-                    peer = %this.client.peer,
-                    path = %this.client.path,
-                    skips = this.subscriber.skips(),
-                    "client too slow or paused: skipping ahead to a keyframe"
-                ),
+                Event::Skipped => {
+                    let skips = this.subscriber.skips();
+                    this.entry.skipped(skips);
+                    tracing::info!(
+                        peer = %this.client.peer,
+                        path = %this.client.path,
+                        skips,
+                        "client too slow or paused: skipping ahead to a keyframe"
+                    );
+                }
                 Event::Lagged => {
                     this.end = "too slow: fell behind live";
                     this.client.reset.set();

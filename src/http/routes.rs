@@ -29,7 +29,7 @@ use crate::config::{Config, Page, StreamKind};
 use crate::container::{Container, select};
 use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
 use crate::fanout::join::{Join, flag};
-use crate::registry::Registry;
+use crate::registry::{Registry, Snapshot};
 use crate::screenshot::{self, ScreenshotError, Screenshots};
 use crate::stream::Stream;
 
@@ -44,10 +44,9 @@ const FIRST_BYTE_WAIT: Duration = Duration::from_secs(3);
 
 /// Everything a request handler needs.
 pub struct Routes {
-    /// The running feeds and streams.
+    /// The running feeds and streams, and the configuration they come from: each request
+    /// reads the snapshot current when it arrives.
     pub registry: Registry,
-    /// The configuration they were built from.
-    pub config: Config,
     /// Screenshots being taken, shared by concurrent requests.
     pub screenshots: Screenshots,
 }
@@ -61,6 +60,11 @@ impl Routes {
         reset: ResetOnClose,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let decoded = url::decode_path(request.uri().path());
+        let agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|agent| agent.to_str().ok())
+            .unwrap_or("-");
         let client = Client {
             peer,
             path: decoded
@@ -68,14 +72,10 @@ impl Routes {
                 .unwrap_or(request.uri().path())
                 .to_string(),
             started: std::time::Instant::now(),
+            agent: agent.to_string(),
             reset,
         };
         let path = &client.path;
-        let agent = request
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|agent| agent.to_str().ok())
-            .unwrap_or("-");
         tracing::info!(%peer, method = %request.method(), %path, agent, "client connected");
         let head = request.method() == Method::HEAD;
         let unanswered = Unanswered(Some(client.clone()));
@@ -122,15 +122,15 @@ impl Routes {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return response;
         }
-        if let Some(stream) = self.registry.stream_at(&client.path) {
-            let stream = Arc::clone(stream);
+        let snapshot = self.registry.load();
+        if let Some(stream) = snapshot.stream_at(&client.path) {
             return match stream.config.kind {
-                StreamKind::Shot => shot(&stream).await,
-                StreamKind::Stream => self.stream(&stream, query, client).await,
+                StreamKind::Shot => shot(stream).await,
+                StreamKind::Stream => self.stream(&snapshot, stream, query, client).await,
             };
         }
         if let Some((base, format)) = screenshot::split_picture_path(&client.path)
-            && let Some(stream) = self.registry.stream_at(base)
+            && let Some(stream) = snapshot.stream_at(base)
             && stream.config.kind == StreamKind::Stream
         {
             return match screenshot::format_from_query(format, query) {
@@ -138,11 +138,11 @@ impl Routes {
                 Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
             };
         }
-        match self.config.page_at(&client.path) {
-            Some(Page::Home) => home(&self.config),
+        match snapshot.config.page_at(&client.path) {
+            Some(Page::Home) => home(&snapshot.config),
             Some(Page::Config) => text(
                 StatusCode::OK,
-                crate::config::render_yaml(&self.config).as_str(),
+                crate::config::render_yaml(&snapshot.config).as_str(),
             ),
             Some(Page::Status | Page::StatusApi | Page::Metrics) => text(
                 StatusCode::NOT_IMPLEMENTED,
@@ -154,10 +154,14 @@ impl Routes {
 
     async fn stream(
         &self,
+        snapshot: &Snapshot,
         stream: &Stream,
         query: Option<&str>,
         client: Client,
     ) -> Response<ResponseBody> {
+        if snapshot.stopped(stream) {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "stream stopped\n");
+        }
         let parameters =
             Join::from_query(query).and_then(|join| Ok((join, flag(query, "mpjpeg")?)));
         let (join, wants_mpjpeg) = match parameters {
@@ -204,7 +208,7 @@ impl Routes {
                         "?mpjpeg needs a stream of raw MJPEG (ffmpeg -f mjpeg)\n",
                     );
                 }
-                let body = ClientBody::new(subscriber, first, client);
+                let body = ClientBody::new(stream, join, subscriber, first, client);
                 if raw_mjpeg && (wants_mpjpeg || multipart) {
                     stream_response(mpjpeg::MIMETYPE, Either::Right(body.wrap_mpjpeg()))
                 } else {

@@ -5,6 +5,10 @@
 //! stream should only be created once and sent to each connection"); an exclusive one gets a
 //! process per client; a shot runs once per request ([`shot`]). A direct relay has no process
 //! at all: its clients subscribe to the feed's hub itself, so not even a pipe is in the way.
+//!
+//! Every stream lists its connected clients ([`Clients`]) and has a [`Control`] (state,
+//! counters, the token its clients' tokens derive from); a shared one also has the
+//! [`Handle`] of its owner task.
 
 pub mod shot;
 
@@ -17,11 +21,10 @@ use crate::config::{ClientMode, Mode, StreamConfig, StreamKind};
 use crate::container::select;
 use crate::fanout::hub::{Hub, Subscriber};
 use crate::fanout::join::Join;
-use crate::lifecycle::{self, Input, Job, Kind, Tasks};
+use crate::lifecycle::owner::{self, Control, Handle};
+use crate::lifecycle::{Input, Job, Kind, Tasks};
 use crate::process::child::StderrBudget;
-
-/// Pause before a panicked supervisor is started again.
-const PANIC_RESTART_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+use crate::stats::Clients;
 
 /// A configured stream and its runtime handles.
 pub struct Stream {
@@ -34,6 +37,12 @@ pub struct Stream {
     stderr_file: Option<PathBuf>,
     /// Log budget shared by the per-request processes of exclusive streams and shots.
     budget: StderrBudget,
+    /// Its state, counters and token (a relay's are its own, its feed's run aside).
+    control: Arc<Control>,
+    /// The owner task of a shared stream's process.
+    handle: Option<Handle>,
+    /// Its connected clients.
+    clients: Arc<Clients>,
 }
 
 impl Stream {
@@ -50,17 +59,47 @@ impl Stream {
             feed,
             stderr_file: logdir.map(|dir| dir.join(format!("stream-{}.log", config.name))),
             budget: StderrBudget::default(),
+            control: Control::new(&tasks.cancel),
+            handle: None,
+            clients: Arc::default(),
         };
         stream.shared = match (&config.command, config.kind, config.client) {
             (None, _, _) => stream.feed.clone(),
             (Some(_), StreamKind::Stream, ClientMode::Shared) => {
                 let hub = hub_for(&config.name, &config.mimetype);
-                spawn_supervisor(stream.job(config.mode, false), Arc::clone(&hub), tasks);
+                let job = stream.job(config.mode, false);
+                let control = Arc::clone(&stream.control);
+                stream.handle = Some(owner::spawn(job, Arc::clone(&hub), tasks, control));
                 Some(hub)
             }
             _ => None,
         };
         stream
+    }
+
+    /// Its state, counters and the token of its clients.
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
+    /// The owner task of its process, for a shared stream with a command.
+    pub fn handle(&self) -> Option<&Handle> {
+        self.handle.as_ref()
+    }
+
+    /// Its connected clients.
+    pub fn clients(&self) -> &Arc<Clients> {
+        &self.clients
+    }
+
+    /// The hub its clients share (a relay: its feed's), none for per-client processes.
+    pub fn shared_hub(&self) -> Option<&Arc<Hub>> {
+        self.shared.as_ref()
+    }
+
+    /// The name of the feed it reads.
+    pub fn feed_name(&self) -> Option<&str> {
+        self.config.feed.as_deref()
     }
 
     /// A new client's subscription, starting where `join` says: to the shared hub, or to a
@@ -71,7 +110,8 @@ impl Stream {
         }
         let hub = hub_for(&self.config.name, &self.config.mimetype);
         let subscriber = hub.subscribe_with(join);
-        spawn_supervisor(self.job(Mode::OnDemand, true), hub, tasks);
+        let job = self.job(Mode::OnDemand, true);
+        owner::spawn_detached(job, hub, tasks, Arc::clone(&self.control));
         subscriber
     }
 
@@ -125,29 +165,4 @@ pub fn hub_for(name: &str, mimetype: &str) -> Arc<Hub> {
         Some(factory) => Hub::framed(name, factory),
         None => Hub::new(name),
     }
-}
-
-/// Starts a supervisor task in the feed's or stream's log span. A panic in it is logged (by
-/// the panic hook) and the supervisor is started again: one broken feed must not stay dead.
-pub fn spawn_supervisor(job: Job, hub: Arc<Hub>, tasks: &Tasks) {
-    let span = match job.kind {
-        Kind::Feed => tracing::info_span!("feed", feed = %job.name),
-        Kind::Stream => tracing::info_span!("stream", stream = %job.name),
-    };
-    let cancel = tasks.cancel.clone();
-    tasks.tracker.spawn(async move {
-        loop {
-            let run = lifecycle::supervise(job.clone(), Arc::clone(&hub), cancel.clone());
-            match tokio::spawn(run.instrument(span.clone())).await {
-                Err(error) if error.is_panic() && !cancel.is_cancelled() => {
-                    tracing::error!(parent: &span, "supervisor panicked; starting it again");
-                    // A panic that repeats must not become a hot loop.
-                    tokio::time::sleep(PANIC_RESTART_DELAY).await;
-                }
-                _ => break,
-            }
-        }
-        // Clients of a per-client hub must not wait for a process that is gone.
-        hub.close();
-    });
 }

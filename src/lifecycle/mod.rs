@@ -5,10 +5,13 @@
 //! read it) drives everything. On-demand producers start with their first subscriber and stop
 //! when the last one leaves; timeout mode waits that long first; continuous ones run for ever.
 //! Because a stream's command subscribes to its feed only while it runs, demand propagates
-//! along feed chains by itself. This module does not know about HTTP.
+//! along feed chains by itself. Each step is recorded in the feed's or stream's
+//! [`RunStats`]; the owner task that runs this loop and takes commands is [`owner`]'s. This
+//! module does not know about HTTP.
+
+pub mod owner;
 
 use std::path::PathBuf;
-use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +25,10 @@ use crate::fanout::hub::Hub;
 use crate::fanout::join::Join;
 use crate::fanout::pipe::{PipeEnd, pipe_into};
 use crate::feed::source::{self, WriterGone};
-use crate::process::child::{self, StderrBudget};
+use crate::process::child::{self, SpawnError, StderrBudget};
+use crate::process::exit::Exit;
 use crate::process::restart::{LogAs, Resurrection};
+use crate::stats::{RunStats, State};
 
 /// Where feed, stream and client tasks run, and how they are all told to stop.
 #[derive(Debug, Clone, Default)]
@@ -95,8 +100,8 @@ enum RunEnd {
     Idle,
     /// It ended by itself.
     Exited {
-        /// Why, for the log and for clients waiting for a first byte.
-        reason: String,
+        /// Why, for the log, the status and clients waiting for a first byte.
+        exit: Exit,
         /// Bytes it delivered.
         produced: u64,
         /// Its input (the feed on its stdin) ended for good.
@@ -104,8 +109,9 @@ enum RunEnd {
     },
 }
 
-/// Runs `job` into `hub` until `cancel` fires. Never returns early because of a failure.
-pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken) {
+/// Runs `job` into `hub` until `cancel` fires, recording each step in `stats`. Never returns
+/// early because of a failure.
+pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken, stats: Arc<RunStats>) {
     let mut demand = hub.demand();
     let mut resurrection = Resurrection::default();
     loop {
@@ -114,16 +120,20 @@ pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken) {
                 // Idle: the next client starts a fresh run, whose failure (if any) it must
                 // hear of, not an old one.
                 hub.forget_failure();
+                if stats.state() != State::Restarting {
+                    stats.set_state(State::Idle);
+                }
             }
             if !wait_for_demand(&mut demand, &cancel).await {
                 return;
             }
         }
         let started = Instant::now();
-        let end = run_once(&job, &hub, &mut demand, &cancel, &resurrection).await;
+        let end = run_once(&job, &hub, &mut demand, &cancel, &resurrection, &stats).await;
         let (reason, produced, input_ended) = match end {
             RunEnd::Cancelled => return,
             RunEnd::Idle => {
+                stats.stopped(State::Idle);
                 hub.reset();
                 resurrection = Resurrection::default();
                 if job.once {
@@ -132,18 +142,21 @@ pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken) {
                 continue;
             }
             RunEnd::Exited {
-                reason,
+                exit,
                 produced,
                 input_ended,
-            } => (reason, produced, input_ended),
+            } => (exit, produced, input_ended),
         };
+        stats.exited(reason.clone());
         if produced == 0 {
             hub.fail(format!("{} \"{}\" {reason}", job.kind, job.name));
         }
         if input_ended || !job.resurrect {
             if produced == 0 {
+                stats.set_state(State::Failed);
                 tracing::warn!(%reason, "failed; not resurrected");
             } else {
+                stats.set_state(State::Ended);
                 tracing::info!(%reason, "ended for good; not resurrected");
             }
             hub.end();
@@ -160,6 +173,7 @@ pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken) {
         }
         let now = Instant::now();
         let verdict = resurrection.record_exit(now - started, produced, now);
+        stats.restarting(verdict.delay);
         match verdict.log {
             Some(LogAs::First) => tracing::warn!(
                 %reason,
@@ -221,8 +235,9 @@ async fn sleep_while_wanted(
     }
 }
 
-/// Waits until the producer is no longer wanted: no subscriber for the mode's linger time.
-async fn unwanted(mode: Mode, demand: &mut watch::Receiver<usize>) {
+/// Waits until the producer is no longer wanted: no subscriber for the mode's linger time,
+/// which it spends [`State::Lingering`].
+async fn unwanted(mode: Mode, demand: &mut watch::Receiver<usize>, stats: &RunStats) {
     let linger = match mode {
         Mode::Continuous => return std::future::pending().await,
         Mode::OnDemand => Duration::ZERO,
@@ -234,10 +249,17 @@ async fn unwanted(mode: Mode, demand: &mut watch::Receiver<usize>) {
             return std::future::pending().await;
         }
         let deadline = tokio::time::sleep(linger);
+        if !linger.is_zero() {
+            stats.set_state(State::Lingering);
+        }
         let hub_gone = tokio::select! {
             _ = deadline => return,
             back = demand.wait_for(|count| *count > 0) => back.is_err(),
         };
+        if !linger.is_zero() {
+            // A run lingers only once it delivered: back to what it was doing.
+            stats.set_state(State::Running);
+        }
         if hub_gone {
             return std::future::pending().await;
         }
@@ -250,9 +272,10 @@ async fn run_once(
     demand: &mut watch::Receiver<usize>,
     cancel: &CancellationToken,
     resurrection: &Resurrection,
+    stats: &Arc<RunStats>,
 ) -> RunEnd {
     match &job.input {
-        Input::File(path) => run_file(job, path, hub, demand, cancel).await,
+        Input::File(path) => run_file(job, path, hub, demand, cancel, stats).await,
         Input::Command { argv, stdin } => {
             hub.start_run();
             let spec = child::Spec {
@@ -265,12 +288,13 @@ async fn run_once(
                 Ok(child) => child,
                 Err(error) => {
                     return RunEnd::Exited {
-                        reason: error.to_string(),
+                        exit: spawn_exit(argv, error),
                         produced: 0,
                         input_ended: false,
                     };
                 }
             };
+            stats.started(Some(child.pid()));
             if resurrection.failing() {
                 tracing::debug!(pid = child.pid(), "started");
             } else {
@@ -278,8 +302,8 @@ async fn run_once(
             }
             let stdout = child.stdout.take().expect("stdout is piped");
             let mut pump = AbortOnDropHandle::new(tokio::spawn({
-                let hub = Arc::clone(hub);
-                async move { source::pump(stdout, &hub).await }
+                let (hub, stats) = (Arc::clone(hub), Arc::clone(stats));
+                async move { source::pump(stdout, &hub, &stats.bytes_in).await }
             }));
             let mut pipe = match (stdin, child.stdin.take()) {
                 (Some(feed), Some(writer)) => {
@@ -293,7 +317,7 @@ async fn run_once(
                 _ => None,
             };
             let mut input_ended = false;
-            let unwanted = unwanted(job.mode, demand);
+            let unwanted = unwanted(job.mode, demand, stats);
             tokio::pin!(unwanted);
             let status = loop {
                 tokio::select! {
@@ -324,7 +348,7 @@ async fn run_once(
             };
             drop(pipe);
             RunEnd::Exited {
-                reason: describe_exit(status, &child.stderr_tail().text()),
+                exit: Exit::from_status(status, child.stderr_tail().text()),
                 // From the hub: a read loop cut short still delivered what it published.
                 produced: hub.run_bytes(),
                 input_ended,
@@ -352,6 +376,7 @@ async fn run_file(
     hub: &Arc<Hub>,
     demand: &mut watch::Receiver<usize>,
     cancel: &CancellationToken,
+    stats: &RunStats,
 ) -> RunEnd {
     hub.start_run();
     // A feed that is not resurrected ends with its writer; one that is waits for the next.
@@ -364,20 +389,21 @@ async fn run_file(
         Ok(reader) => reader,
         Err(error) => {
             return RunEnd::Exited {
-                reason: format!("cannot open {}: {error}", path.display()),
+                exit: Exit::io(format!("cannot open {}", path.display()), &error),
                 produced: 0,
                 input_ended: false,
             };
         }
     };
     tracing::info!(path = %path.display(), "opened");
+    stats.started(None);
     tokio::select! {
         _ = cancel.cancelled() => RunEnd::Cancelled,
-        _ = unwanted(job.mode, demand) => RunEnd::Idle,
-        read = source::pump(reader, hub) => RunEnd::Exited {
-            reason: match &read {
-                Ok(_) => format!("reached the end of {}", path.display()),
-                Err(error) => format!("cannot read {}: {error}", path.display()),
+        _ = unwanted(job.mode, demand, stats) => RunEnd::Idle,
+        read = source::pump(reader, hub, &stats.bytes_in) => RunEnd::Exited {
+            exit: match &read {
+                Ok(_) => Exit::InputEnded { what: path.display().to_string() },
+                Err(error) => Exit::io(format!("cannot read {}", path.display()), error),
             },
             produced: hub.run_bytes(),
             input_ended: false,
@@ -385,14 +411,13 @@ async fn run_file(
     }
 }
 
-fn describe_exit(status: std::io::Result<ExitStatus>, stderr_tail: &str) -> String {
-    let status = match status {
-        Ok(status) => status.to_string(),
-        Err(error) => format!("could not be waited for: {error}"),
-    };
-    if stderr_tail.is_empty() {
-        status
-    } else {
-        format!("{status}: {stderr_tail}")
+/// A command that could not be started, with its whole command line.
+fn spawn_exit(argv: &[String], error: SpawnError) -> Exit {
+    Exit::Spawn {
+        command: argv.join(" "),
+        error: match error {
+            SpawnError::Spawn { source, .. } => source.to_string(),
+            empty => empty.to_string(),
+        },
     }
 }

@@ -1,0 +1,473 @@
+//! The one owner task of a feed or stream: it runs the [`supervise`] loop, takes commands
+//! (start, stop, restart) over a channel, and holds the feed's or stream's cancellation token,
+//! from which its clients' tokens derive.
+//!
+//! Commands (what D-Bus and `voyandzctl` will send; see [`Command`]):
+//! - `Stop` ends the run, ends the output for every subscriber (clients and the commands of
+//!   streams reading it) and cancels the token of every client; it stays stopped, whatever
+//!   its mode and demand, until `Start` or `Restart`.
+//! - `Start` runs it at once and keeps it running as a continuous one would, even with no
+//!   client, until `Stop` or `Restart` (an admin who starts a camera feed wants it up now,
+//!   and the next client then joins a running feed); on a stopped one it also ends the stop.
+//! - `Restart` ends the current run and starts a new one at once in its configured mode (a
+//!   forced `Start` is undone); its clients stay, as they do across a resurrection.
+//!
+//! Dropping every [`Handle`] (the feed or stream left the registry's snapshot) stops it for
+//! good. A panic of the loop is logged (by the panic hook) and the loop is started again: one
+//! broken feed must not stay dead. This module does not decide when a run starts or ends by
+//! itself: [`supervise`] does.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{Job, Kind, Tasks, supervise};
+use crate::config::Mode;
+use crate::fanout::hub::{Hub, Subscriber};
+use crate::stats::{RunStats, State};
+
+/// Pause before a panicked supervisor is started again.
+const PANIC_RESTART_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Commands that may wait for the owner: a few, since each one is acted on at once; a sender
+/// of more waits (they come from people, not from the data path).
+const COMMANDS_QUEUED_MAX: usize = 8;
+
+/// What an owner task can be told to do (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Run now and keep running, with or without clients, until stopped or restarted.
+    Start,
+    /// End the run and every client; stay stopped until started.
+    Stop,
+    /// End the current run and start a new one in the configured mode.
+    Restart,
+}
+
+/// The owner task is gone: the server is stopping, or the feed or stream was removed.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} \"{name}\" is no longer running")]
+pub struct Gone {
+    /// A feed or a stream.
+    pub kind: Kind,
+    /// Its name.
+    pub name: String,
+}
+
+/// How to reach a feed's or stream's owner task, and what it shares with the readers.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    kind: Kind,
+    name: String,
+    commands: mpsc::Sender<Command>,
+    control: Arc<Control>,
+}
+
+/// What an owner task shares with its handles.
+#[derive(Debug)]
+pub struct Control {
+    /// Its state and counters.
+    pub stats: Arc<RunStats>,
+    /// Its token: a child of the server's, replaced by a fresh one when it starts after a
+    /// stop. Clients take child tokens of it.
+    token: Mutex<CancellationToken>,
+}
+
+impl Control {
+    /// Control of a feed or stream whose clients end with the server (or with `parent`).
+    pub fn new(parent: &CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            stats: Arc::default(),
+            token: Mutex::new(parent.child_token()),
+        })
+    }
+
+    /// A token for a new client: cancelled when the feed or stream is stopped.
+    pub fn client_token(&self) -> CancellationToken {
+        self.token().child_token()
+    }
+
+    fn token(&self) -> CancellationToken {
+        self.token
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn renew_token(&self, parent: &CancellationToken) {
+        *self
+            .token
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = parent.child_token();
+    }
+}
+
+impl Handle {
+    /// Sends `command`, waiting only while the owner's queue is full.
+    pub async fn send(&self, command: Command) -> Result<(), Gone> {
+        self.commands.send(command).await.map_err(|_| Gone {
+            kind: self.kind,
+            name: self.name.clone(),
+        })
+    }
+
+    /// What it shares with readers: state, counters, token.
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+}
+
+/// Starts the owner task of `job` into `hub` among `tasks`, in the feed's or stream's log
+/// span; `control` is where it records its state.
+pub fn spawn(job: Job, hub: Arc<Hub>, tasks: &Tasks, control: Arc<Control>) -> Handle {
+    let (sender, commands) = mpsc::channel(COMMANDS_QUEUED_MAX);
+    let handle = Handle {
+        kind: job.kind,
+        name: job.name.clone(),
+        commands: sender,
+        control: Arc::clone(&control),
+    };
+    let owner = Owner {
+        job,
+        hub,
+        server: tasks.cancel.clone(),
+        control,
+        commands: Some(commands),
+        pin: None,
+    };
+    tasks.tracker.spawn(owner.run());
+    handle
+}
+
+/// Starts a supervisor that takes no commands (the process of one exclusive client): it ends
+/// with its job or with `control`'s token.
+pub fn spawn_detached(job: Job, hub: Arc<Hub>, tasks: &Tasks, control: Arc<Control>) {
+    let owner = Owner {
+        job,
+        hub,
+        server: control.token(),
+        control,
+        commands: None,
+        pin: None,
+    };
+    tasks.tracker.spawn(owner.run());
+}
+
+struct Owner {
+    job: Job,
+    hub: Arc<Hub>,
+    /// The token its own token derives from.
+    server: CancellationToken,
+    control: Arc<Control>,
+    /// None for a supervisor without commands, or once every handle is gone.
+    commands: Option<mpsc::Receiver<Command>>,
+    /// A subscription of its own that keeps it wanted after `Start`.
+    pin: Option<Subscriber>,
+}
+
+/// How one supervised stretch ended.
+enum Stretch {
+    /// The loop returned (the server stops, or a one-client job is done) or panicked.
+    Returned { panicked: bool },
+    /// A command came (None: every handle is gone).
+    Commanded(Option<Command>),
+}
+
+impl Owner {
+    async fn run(mut self) {
+        let span = match self.job.kind {
+            Kind::Feed => tracing::info_span!("feed", feed = %self.job.name),
+            Kind::Stream => tracing::info_span!("stream", stream = %self.job.name),
+        };
+        let mut stopped = false;
+        loop {
+            if stopped {
+                match self.wait_while_stopped().await {
+                    Some(command) => stopped = !self.resume(command),
+                    None => break,
+                }
+                continue;
+            }
+            let run = self.control.token().child_token();
+            let loop_task = tokio::spawn(
+                supervise(
+                    self.job.clone(),
+                    Arc::clone(&self.hub),
+                    run.clone(),
+                    Arc::clone(&self.control.stats),
+                )
+                .instrument(span.clone()),
+            );
+            match self.stretch(loop_task, &run).await {
+                Stretch::Returned { panicked: true } if !self.server.is_cancelled() => {
+                    tracing::error!(parent: &span, "supervisor panicked; starting it again");
+                    // A panic that repeats must not become a hot loop.
+                    tokio::time::sleep(PANIC_RESTART_DELAY).await;
+                }
+                Stretch::Returned { .. } => break,
+                Stretch::Commanded(Some(Command::Stop)) => {
+                    span.in_scope(|| tracing::info!("stopped by command"));
+                    self.stop();
+                    stopped = true;
+                }
+                Stretch::Commanded(None) => {
+                    span.in_scope(|| tracing::info!("removed"));
+                    self.stop();
+                    break;
+                }
+                Stretch::Commanded(Some(command)) => {
+                    span.in_scope(|| tracing::info!(?command, "restarting by command"));
+                    self.hub.reset();
+                    self.resume(command);
+                }
+            }
+        }
+        // Clients of a per-client hub must not wait for a process that is gone.
+        self.hub.close();
+    }
+
+    /// Runs until the loop returns or a command comes; a command ends the run (it is
+    /// awaited, so its process is gone) unless it is a `Start` of a run already going.
+    async fn stretch(&mut self, mut loop_task: JoinHandle<()>, run: &CancellationToken) -> Stretch {
+        loop {
+            let command = tokio::select! {
+                joined = &mut loop_task => {
+                    return Stretch::Returned { panicked: joined.is_err_and(|e| e.is_panic()) };
+                }
+                command = next_command(&mut self.commands) => command,
+            };
+            if command == Some(Command::Start) {
+                self.resume(Command::Start);
+                continue;
+            }
+            run.cancel();
+            let _ = loop_task.await;
+            return Stretch::Commanded(command);
+        }
+    }
+
+    /// Ends its output and its clients; the next start gets a fresh token.
+    fn stop(&mut self) {
+        self.pin = None;
+        self.control.token().cancel();
+        self.control.stats.stopped(State::Stopped);
+        self.hub.end();
+    }
+
+    /// Waits for `Start` or `Restart`; None when the server stops or every handle is gone.
+    async fn wait_while_stopped(&mut self) -> Option<Command> {
+        loop {
+            let command = tokio::select! {
+                _ = self.server.cancelled() => return None,
+                command = next_command(&mut self.commands) => command?,
+            };
+            if command != Command::Stop {
+                return Some(command);
+            }
+        }
+    }
+
+    /// Acts on `Start` or `Restart` (a fresh token after a stop); false for `Stop`.
+    fn resume(&mut self, command: Command) -> bool {
+        if self.control.token().is_cancelled() {
+            self.control.renew_token(&self.server);
+        }
+        match command {
+            Command::Start => {
+                if self.pin.is_none() && self.job.mode != Mode::Continuous {
+                    self.pin = Some(self.hub.subscribe());
+                }
+                true
+            }
+            Command::Restart => {
+                self.pin = None;
+                true
+            }
+            Command::Stop => false,
+        }
+    }
+}
+
+/// The next command; pending for ever without a channel, None once every handle is gone
+/// (after which it is pending too, so the caller acts on the end once).
+async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+    let Some(receiver) = commands.as_mut() else {
+        return std::future::pending().await;
+    };
+    let command = receiver.recv().await;
+    if command.is_none() {
+        *commands = None;
+    }
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
+    use crate::lifecycle::Input;
+    use crate::process::child::StderrBudget;
+
+    /// The bound of every wait in these tests.
+    const WAIT_MAX: Duration = Duration::from_secs(10);
+
+    fn job(mode: Mode, command: &str) -> Job {
+        Job {
+            kind: Kind::Feed,
+            name: "toy".into(),
+            input: Input::Command {
+                argv: vec!["sh".into(), "-c".into(), command.into()],
+                stdin: None,
+            },
+            mode,
+            resurrect: true,
+            once: false,
+            stderr_file: None,
+            stderr_budget: StderrBudget::default(),
+        }
+    }
+
+    async fn until_state(control: &Control, wanted: State) {
+        let deadline = tokio::time::Instant::now() + WAIT_MAX;
+        loop {
+            if control.stats.view("toy", 0, 0).state == wanted {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {wanted:?}: {:?}",
+                control.stats.view("toy", 0, 0)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn start(mode: Mode, command: &str) -> (Arc<Hub>, Handle, Tasks) {
+        let tasks = Tasks::default();
+        let hub = Hub::new("toy");
+        let control = Control::new(&tasks.cancel);
+        let handle = spawn(job(mode, command), Arc::clone(&hub), &tasks, control);
+        (hub, handle, tasks)
+    }
+
+    async fn shut_down(tasks: Tasks) {
+        tasks.cancel.cancel();
+        tasks.tracker.close();
+        tokio::time::timeout(WAIT_MAX, tasks.tracker.wait())
+            .await
+            .expect("every task ends");
+    }
+
+    #[tokio::test]
+    async fn start_runs_an_on_demand_feed_without_clients_until_stop() {
+        let (_hub, handle, tasks) = start(Mode::OnDemand, "echo x; sleep 100");
+        until_state(handle.control(), State::Idle).await;
+        handle.send(Command::Start).await.expect("owner runs");
+        until_state(handle.control(), State::Running).await;
+        assert!(handle.control().stats.view("toy", 0, 0).pid.is_some());
+        handle.send(Command::Stop).await.expect("owner runs");
+        until_state(handle.control(), State::Stopped).await;
+        assert_eq!(handle.control().stats.view("toy", 0, 0).pid, None);
+        shut_down(tasks).await;
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_clients_and_stays_stopped_despite_demand() {
+        let (hub, handle, tasks) = start(Mode::OnDemand, "echo x; sleep 100");
+        let client = handle.control().client_token();
+        let mut subscriber = hub.subscribe();
+        until_state(handle.control(), State::Running).await;
+        handle.send(Command::Stop).await.expect("owner runs");
+        let mut batch = VecDeque::new();
+        let ended = async {
+            loop {
+                if subscriber.next(&mut batch, BATCH_CHUNKS_MAX).await == Event::Ended {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT_MAX, ended)
+            .await
+            .expect("the output ends");
+        assert!(client.is_cancelled(), "a client's token ends with its feed");
+        until_state(handle.control(), State::Stopped).await;
+        // A new client does not start it again.
+        let _wanting = hub.subscribe();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(handle.control().stats.state(), State::Stopped);
+        // Start resumes it, with a fresh token for new clients.
+        handle.send(Command::Start).await.expect("owner runs");
+        until_state(handle.control(), State::Running).await;
+        assert!(!handle.control().client_token().is_cancelled());
+        shut_down(tasks).await;
+    }
+
+    #[tokio::test]
+    async fn restart_replaces_the_process_and_keeps_the_clients() {
+        let (hub, handle, tasks) = start(Mode::Continuous, "echo x; sleep 100");
+        let client = handle.control().client_token();
+        let _subscriber = hub.subscribe();
+        until_state(handle.control(), State::Running).await;
+        let first = handle.control().stats.view("toy", 0, 0).pid;
+        handle.send(Command::Restart).await.expect("owner runs");
+        let deadline = tokio::time::Instant::now() + WAIT_MAX;
+        loop {
+            let view = handle.control().stats.view("toy", 0, 0);
+            if view.state == State::Running && view.pid.is_some() && view.pid != first {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no new run: {view:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!client.is_cancelled(), "a restart keeps the clients");
+        shut_down(tasks).await;
+    }
+
+    #[tokio::test]
+    async fn dropping_every_handle_stops_it_for_good() {
+        let (hub, handle, tasks) = start(Mode::Continuous, "cat /dev/zero");
+        until_state(handle.control(), State::Running).await;
+        let control = Arc::clone(handle.control());
+        drop(handle);
+        until_state(&control, State::Stopped).await;
+        let mut subscriber = hub.subscribe();
+        let mut batch = VecDeque::new();
+        let over = async {
+            loop {
+                let event = subscriber.next(&mut batch, BATCH_CHUNKS_MAX).await;
+                if matches!(event, Event::Closed | Event::Ended) {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT_MAX, over)
+            .await
+            .expect("its output is over");
+        shut_down(tasks).await;
+    }
+
+    #[tokio::test]
+    async fn a_dying_command_is_restarting_with_its_exit_and_count() {
+        let (_hub, handle, tasks) = start(Mode::Continuous, "echo oops >&2; exit 3");
+        let deadline = tokio::time::Instant::now() + WAIT_MAX;
+        loop {
+            let view = handle.control().stats.view("toy", 0, 0);
+            if view.restarts >= 2 {
+                let exit = view.last_exit.expect("an exit");
+                assert_eq!(exit.to_string(), "exit status: 3: oops");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{view:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shut_down(tasks).await;
+    }
+}
