@@ -229,7 +229,7 @@ impl Framing {
     /// The header for a client whose bytes after it are `next` (from its start point up to
     /// the newest byte): some containers' headers must agree with what follows (TS counters).
     pub fn header_before<'a>(&self, mut next: impl Iterator<Item = &'a [u8]>) -> Option<Bytes> {
-        self.demarcator.as_ref()?.header_before(&mut next)
+        self.demarcator.as_ref()?.header_view().before(&mut next)
     }
 
     /// The header for a client that starts at hub offset `start` of the retained `slots`.
