@@ -7,8 +7,9 @@
 //! Everything else is control around that path: [`config`] loads and validates the YAML file;
 //! [`registry`] owns the running [`feed`]s and [`stream`]s; [`lifecycle`] starts, stops and
 //! resurrects each of them as demand comes and goes; [`process`] spawns and reaps children;
-//! [`systemd`] takes the listening socket; [`logging`] formats every line; [`cli`] is the
-//! command line; and [`app`] wires it all together and owns shutdown.
+//! [`systemd`] takes the listening socket; [`logging`] formats every line; [`panics`] keeps a
+//! panicking container parser from taking its stream down; [`cli`] is the command line; and
+//! [`app`] wires it all together and owns shutdown.
 
 pub mod app;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod feed;
 pub mod http;
 pub mod lifecycle;
 pub mod logging;
+pub mod panics;
 pub mod process;
 pub mod registry;
 pub mod screenshot;
