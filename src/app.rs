@@ -92,6 +92,10 @@ fn stop_signal() -> Result<impl Future<Output = ()>, RunError> {
 /// Logs panics of any task with their backtrace: the task ends, the server goes on.
 pub fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
+        // A caught one is logged once by its catcher, with its context and this backtrace.
+        if crate::panics::stash(info) {
+            return;
+        }
         let backtrace = std::backtrace::Backtrace::force_capture();
         tracing::error!(%info, %backtrace, "task panicked");
     }));

@@ -9,9 +9,9 @@
 //! [`lifecycle`] starts, stops and resurrects each of them as demand comes and goes, in one
 //! owner task per feed or stream that also takes commands; [`stats`] keeps their states and
 //! counters and those of every client, read as one plain view; [`process`] spawns and reaps
-//! children and says why they ended;
-//! [`systemd`] takes the listening socket; [`logging`] formats every line; [`cli`] is the
-//! command line; and [`app`] wires it all together and owns shutdown.
+//! children and says why they ended; [`panics`] keeps a panicking container parser from
+//! taking its stream down; [`systemd`] takes the listening socket; [`logging`] formats every
+//! line; [`cli`] is the command line; and [`app`] wires it all together and owns shutdown.
 
 pub mod app;
 pub mod cli;
@@ -22,6 +22,7 @@ pub mod feed;
 pub mod http;
 pub mod lifecycle;
 pub mod logging;
+pub mod panics;
 pub mod process;
 pub mod registry;
 pub mod screenshot;

@@ -116,19 +116,44 @@ pub trait Demarcator: Send {
     /// Builds the header only when it changes (allocation off the hot path).
     fn header(&self) -> Option<&bytes::Bytes>;
 
-    /// The header for a client whose bytes after it are those `next` yields, in order: from
-    /// its start point (a mark, or the start of a run) up to the newest byte pushed. Most
-    /// headers do not depend on what follows, so the default is [`Demarcator::header`]. An
-    /// MPEG-TS header carries continuity counters that must lead into the packets that
-    /// follow, or players report a discontinuity on every join: it is rebuilt (a copy of a
-    /// few packets per join, never per chunk) when the cached counters do not fit.
-    fn header_before(&self, next: &mut dyn Iterator<Item = &[u8]>) -> Option<bytes::Bytes> {
-        let _ = next;
-        self.header().cloned()
+    /// What a join's header is built from, as of the bytes pushed so far (see
+    /// [`HeaderView`]). The hub copies it out after each push, so that joins read it under the
+    /// hub's lock while the parser itself runs outside it. Most headers do not depend on what
+    /// follows, so the default is [`Demarcator::header`] alone.
+    fn header_view(&self) -> HeaderView {
+        HeaderView {
+            header: self.header().cloned(),
+            continuity: None,
+        }
     }
 
     /// Whether the stream carries no video (keyframe requests are then ignored).
     fn audio_only(&self) -> bool;
+}
+
+/// A parser's header facts, copied out after each push: cheap (a shared `Bytes` and a few
+/// numbers, no allocation), and consistent with the bytes the hub holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderView {
+    /// The current header (see [`Demarcator::header`]).
+    pub header: Option<bytes::Bytes>,
+    /// MPEG-TS: where the header's packets must count from (see [`HeaderView::before`]).
+    pub continuity: Option<mpegts::Continuity>,
+}
+
+impl HeaderView {
+    /// The header for a client whose bytes after it are those `next` yields, in order: from
+    /// its start point (a mark, or the start of a run) up to the newest byte pushed. An
+    /// MPEG-TS header carries continuity counters that must lead into the packets that
+    /// follow, or players report a discontinuity on every join: it is rebuilt (a copy of a
+    /// few packets per join, never per chunk) when the cached counters do not fit.
+    pub fn before(&self, next: &mut dyn Iterator<Item = &[u8]>) -> Option<bytes::Bytes> {
+        let header = self.header.as_ref()?;
+        Some(match &self.continuity {
+            Some(continuity) => continuity.header_before(header, next),
+            None => header.clone(),
+        })
+    }
 }
 
 pub mod adts;

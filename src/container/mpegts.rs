@@ -24,7 +24,7 @@
 
 use bytes::Bytes;
 
-use super::{Container, Demarcator, Mark, MarkKind};
+use super::{Container, Demarcator, HeaderView, Mark, MarkKind};
 
 /// A transport stream packet (ISO/IEC 13818-1).
 const PACKET_BYTES: usize = 188;
@@ -364,6 +364,27 @@ fn starts_random_access(payload: &[u8], codec: Codec) -> bool {
     false
 }
 
+/// The PAT and PMT PIDs and the continuity counters of their newest packets parsed: what a
+/// join's copy of the header must count up to when the bytes after it hold no such packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Continuity {
+    pids: [u16; 2],
+    counters: [u8; 2],
+}
+
+impl Continuity {
+    /// `header` with counters that lead into the first PAT and PMT packets of `next` (or,
+    /// when `next` holds none, follow the newest ones parsed).
+    pub fn header_before(&self, header: &Bytes, next: &mut dyn Iterator<Item = &[u8]>) -> Bytes {
+        let [pat, pmt] = counters_before(next, self.pids);
+        let counters = [
+            pat.unwrap_or(self.counters[0]),
+            pmt.unwrap_or(self.counters[1]),
+        ];
+        with_counters(header, self.pids, counters)
+    }
+}
+
 /// For each of `pids`, the continuity counter of the packet before the first one of that PID
 /// in `next` (back-to-back packets from a packet start): that packet's counter, less one when
 /// it has a payload. `None` when `next` holds no such packet before its end, or before it
@@ -542,16 +563,15 @@ impl Demarcator for Parser {
         self.tables.header.as_ref()
     }
 
-    fn header_before(&self, next: &mut dyn Iterator<Item = &[u8]>) -> Option<Bytes> {
+    fn header_view(&self) -> HeaderView {
         let tables = &self.tables;
-        let header = tables.header.as_ref()?;
-        let pids = [PAT_PID, tables.pmt_pid?];
-        let [pat, pmt] = counters_before(next, pids);
-        let counters = [
-            pat.unwrap_or(tables.pat_counter),
-            pmt.unwrap_or(tables.pmt_counter),
-        ];
-        Some(with_counters(header, pids, counters))
+        HeaderView {
+            header: tables.header.clone(),
+            continuity: tables.pmt_pid.map(|pmt_pid| Continuity {
+                pids: [PAT_PID, pmt_pid],
+                counters: [tables.pat_counter, tables.pmt_counter],
+            }),
+        }
     }
 
     fn audio_only(&self) -> bool {
@@ -749,7 +769,8 @@ mod tests {
                 parser.push(&file[..end], &mut Vec::new());
                 let pmt_pid = parser.tables.pmt_pid.expect("a PMT PID");
                 let header = parser
-                    .header_before(&mut file[start..end].chunks(100))
+                    .header_view()
+                    .before(&mut file[start..end].chunks(100))
                     .expect("header");
                 let joined = [&header[..], &file[start..]].concat();
                 let live_pats = file[start..]

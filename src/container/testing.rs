@@ -124,3 +124,31 @@ pub fn toy_factory(
         }) as Box<dyn Demarcator>)
     })
 }
+
+/// Makes a [`Toy`] parser for each run that panics at each `!` it is pushed (a parser bug,
+/// for the hub's tests of what such a bug may break: nothing but that run's framing).
+pub fn panicking_toy_factory(container: super::Container) -> super::select::ParserFactory {
+    let toy = toy_factory(container, Some(b"H"));
+    std::sync::Arc::new(move |first: &[u8]| {
+        Some(Box::new(Panicking(toy(first)?)) as Box<dyn Demarcator>)
+    })
+}
+
+/// A parser that panics at a `!` and is otherwise the one it wraps.
+struct Panicking(Box<dyn Demarcator>);
+
+impl Demarcator for Panicking {
+    fn container(&self) -> super::Container {
+        self.0.container()
+    }
+    fn push(&mut self, data: &[u8], marks: &mut Vec<Mark>) {
+        assert!(!data.contains(&b'!'), "a toy parser bug");
+        self.0.push(data, marks);
+    }
+    fn header(&self) -> Option<&bytes::Bytes> {
+        self.0.header()
+    }
+    fn audio_only(&self) -> bool {
+        self.0.audio_only()
+    }
+}

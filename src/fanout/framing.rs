@@ -1,20 +1,21 @@
 //! Framing state of a container-aware hub: the marks of the retained chunks, the current
 //! header, and the group of pictures since the last keyframe (the GOP cache).
 //!
-//! Kept under the hub's lock and updated on every publish, so it must be cheap: the parser
-//! allocates nothing per chunk, marks go into a ring that keeps its capacity, and the GOP
-//! cache is a list of `Bytes` handles (slices of the published chunks, never copies) that is
-//! cleared, not reallocated, at each keyframe.
+//! Kept under the hub's lock and updated on every publish, so it must be cheap and must not
+//! panic: the parse itself happens before the lock is taken (see [`super::parse`]), and only
+//! its results land here. Marks go into a ring that keeps its capacity, and the GOP cache is a
+//! list of `Bytes` handles (slices of the published chunks, never copies) that is cleared, not
+//! reallocated, at each keyframe.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::hub::JOIN_WAIT_MAX;
+use super::parse::{Parsed, ParserView};
 pub use crate::container::select::ParserFactory;
-use crate::container::{Container, Demarcator, Mark, MarkKind};
+use crate::container::{Container, Mark, MarkKind};
 
 /// The largest GOP kept for `keyframe=last` and screenshots: a 4 s GOP of a 32 Mbit/s
 /// stream. A longer one is not cached (those clients wait for the next keyframe instead).
@@ -164,14 +165,13 @@ pub(super) struct Slot {
 }
 
 pub(super) struct Framing {
-    factory: ParserFactory,
-    /// The current run's parser; `None` before its first byte or when it is opaque.
-    demarcator: Option<Box<dyn Demarcator>>,
-    /// When the current run's first byte was seen (and so `demarcator` chosen).
+    /// What the current run's parser showed after its newest chunk; `None` before the run's
+    /// first byte or when the run is opaque (no parser for it, or its parser panicked).
+    view: Option<ParserView>,
+    /// When the current run's first byte was seen (and so its parser chosen).
     first_byte_at: Option<Instant>,
     /// The hub offset of the current run's first byte: parser offsets are relative to it.
     base: u64,
-    found: Vec<Mark>,
     /// Marks at or after the oldest retained chunk, oldest first.
     pub marks: VecDeque<Mark>,
     /// The group of pictures being received.
@@ -185,13 +185,11 @@ pub(super) struct Framing {
 }
 
 impl Framing {
-    pub fn new(factory: ParserFactory, base: u64) -> Self {
+    pub fn new(base: u64) -> Self {
         Self {
-            factory,
-            demarcator: None,
+            view: None,
             first_byte_at: None,
             base,
-            found: Vec::new(),
             marks: VecDeque::new(),
             gop: Gop::default(),
             previous: Gop::default(),
@@ -212,24 +210,24 @@ impl Framing {
 
     /// The current run's container (opaque until its first byte).
     pub fn container(&self) -> Container {
-        self.demarcator
+        self.view
             .as_ref()
-            .map_or(Container::Opaque, |d| d.container())
+            .map_or(Container::Opaque, |view| view.container)
     }
 
     /// Whether the current run is parsed (a client may join at marks).
     pub fn active(&self) -> bool {
-        self.demarcator.is_some()
+        self.view.is_some()
     }
 
     pub fn header(&self) -> Option<&Bytes> {
-        self.demarcator.as_ref()?.header()
+        self.view.as_ref()?.header.header.as_ref()
     }
 
     /// The header for a client whose bytes after it are `next` (from its start point up to
     /// the newest byte): some containers' headers must agree with what follows (TS counters).
     pub fn header_before<'a>(&self, mut next: impl Iterator<Item = &'a [u8]>) -> Option<Bytes> {
-        self.demarcator.as_ref()?.header_before(&mut next)
+        self.view.as_ref()?.header.before(&mut next)
     }
 
     /// The header for a client that starts at hub offset `start` of the retained `slots`.
@@ -244,7 +242,7 @@ impl Framing {
     }
 
     pub fn audio_only(&self) -> bool {
-        self.demarcator.as_ref().is_some_and(|d| d.audio_only())
+        self.view.as_ref().is_some_and(|view| view.audio_only)
     }
 
     /// Whether `mark` is where a client waiting for `keyframe_only` may start.
@@ -294,22 +292,30 @@ impl Framing {
         }
     }
 
-    /// Parses the newest chunk (`pieces` already ends with it) and updates marks and GOP.
-    pub fn on_publish(&mut self, slots: &VecDeque<Slot>, now: Instant) {
-        let newest = slots.back().expect("the new chunk is retained");
-        if self.first_byte_at.is_none() {
+    /// Takes in what the parse of the newest chunk (`slots` already ends with it) showed:
+    /// updates marks and GOP.
+    pub fn on_publish(&mut self, slots: &VecDeque<Slot>, now: Instant, parsed: Parsed<'_>) {
+        if parsed.first {
             self.first_byte_at = Some(now);
-            self.demarcator = (self.factory)(&newest.data);
         }
-        let Some(demarcator) = self.demarcator.as_mut() else {
-            return;
-        };
-        self.found.clear();
-        demarcator.push(&newest.data, &mut self.found);
+        match parsed.view {
+            Some(view) => self.view = Some(view),
+            None => {
+                if self.view.take().is_some() {
+                    // Its parser panicked: nothing it found can be trusted any more.
+                    self.marks.clear();
+                    self.gop = Gop::default();
+                    self.previous = Gop::default();
+                }
+                return;
+            }
+        }
         let audio_only = self.audio_only();
-        for index in 0..self.found.len() {
-            let mut mark = self.found[index];
-            mark.offset += self.base;
+        for &found in parsed.marks {
+            let mark = Mark {
+                offset: found.offset + self.base,
+                ..found
+            };
             self.marks.push_back(mark);
             self.mark_pace.note(now);
             if mark.kind == MarkKind::Keyframe && !audio_only {
@@ -368,7 +374,7 @@ impl Framing {
     /// A new run starts at hub offset `base`: its bytes begin a new container (a new header),
     /// and nothing cached from the previous run may be served.
     pub fn restart(&mut self, base: u64) {
-        *self = Self::new(Arc::clone(&self.factory), base);
+        *self = Self::new(base);
     }
 }
 
@@ -376,11 +382,17 @@ impl Framing {
 mod tests {
     use super::*;
     use crate::container::testing::toy_factory;
+    use crate::fanout::parse::Parse;
 
-    /// Publishes `data` at `at` as the hub does: retained, then parsed.
+    /// A framing, its run's parser and the retained chunks, as a hub keeps them.
+    fn toy(header: Option<&'static [u8]>) -> (Parse, Framing, VecDeque<Slot>) {
+        let parse = Parse::new(toy_factory(Container::MpegTs, header));
+        (parse, Framing::new(0), VecDeque::new())
+    }
+
+    /// Publishes `data` at `at` as the hub does: parsed, retained, then marked.
     fn publish(
-        framing: &mut Framing,
-        slots: &mut VecDeque<Slot>,
+        (parse, framing, slots): &mut (Parse, Framing, VecDeque<Slot>),
         data: &'static [u8],
         at: Instant,
     ) {
@@ -392,7 +404,7 @@ mod tests {
             at,
             offset,
         });
-        framing.on_publish(slots, at);
+        framing.on_publish(slots, at, parse.push("toy", data));
     }
 
     fn ms(millis: u64) -> Duration {
@@ -401,53 +413,41 @@ mod tests {
 
     #[test]
     fn a_run_that_shows_no_header_and_no_mark_holds_joins_only_briefly() {
-        let (mut framing, mut slots) = (
-            Framing::new(toy_factory(Container::MpegTs, None), 0),
-            VecDeque::new(),
-        );
+        let mut toy = toy(None);
         let t0 = Instant::now();
         assert_eq!(
-            framing.give_up_at(false),
+            toy.1.give_up_at(false),
             None,
             "nothing known before the first byte"
         );
-        publish(&mut framing, &mut slots, b"xx", t0);
-        publish(&mut framing, &mut slots, b"yy", t0 + ms(1000));
-        assert_eq!(framing.give_up_at(false), Some(t0 + MARK_WAIT_MIN));
-        assert_eq!(framing.give_up_at(true), Some(t0 + MARK_WAIT_MIN));
+        publish(&mut toy, b"xx", t0);
+        publish(&mut toy, b"yy", t0 + ms(1000));
+        assert_eq!(toy.1.give_up_at(false), Some(t0 + MARK_WAIT_MIN));
+        assert_eq!(toy.1.give_up_at(true), Some(t0 + MARK_WAIT_MIN));
     }
 
     #[test]
     fn joins_wait_as_long_as_the_runs_own_pace_says() {
-        let (mut framing, mut slots) = (
-            Framing::new(toy_factory(Container::MpegTs, Some(b"H")), 0),
-            VecDeque::new(),
-        );
+        let mut toy = toy(Some(b"H"));
         let t0 = Instant::now();
-        publish(&mut framing, &mut slots, b"x", t0);
+        publish(&mut toy, b"x", t0);
         // A header but no unit yet: the first may take a while (an encoder's look-ahead).
-        assert_eq!(framing.give_up_at(false), Some(t0 + JOIN_WAIT_MAX));
-        publish(&mut framing, &mut slots, b"K", t0 + ms(1000));
-        assert_eq!(
-            framing.give_up_at(true),
-            Some(t0 + ms(1000) + JOIN_WAIT_MAX)
-        );
-        publish(&mut framing, &mut slots, b"B", t0 + ms(1500));
-        publish(&mut framing, &mut slots, b"K", t0 + ms(3000));
+        assert_eq!(toy.1.give_up_at(false), Some(t0 + JOIN_WAIT_MAX));
+        publish(&mut toy, b"K", t0 + ms(1000));
+        assert_eq!(toy.1.give_up_at(true), Some(t0 + ms(1000) + JOIN_WAIT_MAX));
+        publish(&mut toy, b"B", t0 + ms(1500));
+        publish(&mut toy, b"K", t0 + ms(3000));
         // Keyframes 2 s apart: three of them.
-        assert_eq!(framing.give_up_at(true), Some(t0 + ms(3000 + 6000)));
-        assert_eq!(framing.give_up_at(false), Some(t0 + ms(3000 + 4500)));
+        assert_eq!(toy.1.give_up_at(true), Some(t0 + ms(3000 + 6000)));
+        assert_eq!(toy.1.give_up_at(false), Some(t0 + ms(3000 + 4500)));
         // A scene-cut keyframe 40 ms after a regular one is not the stream's pace.
-        publish(&mut framing, &mut slots, b"K", t0 + ms(3040));
-        assert_eq!(framing.give_up_at(true), Some(t0 + ms(3040 + 6000)));
+        publish(&mut toy, b"K", t0 + ms(3040));
+        assert_eq!(toy.1.give_up_at(true), Some(t0 + ms(3040 + 6000)));
 
         // Boundaries 50 ms apart: never less than the floor.
-        let (mut framing, mut slots) = (
-            Framing::new(toy_factory(Container::MpegTs, Some(b"H")), 0),
-            VecDeque::new(),
-        );
-        publish(&mut framing, &mut slots, b"B", t0);
-        publish(&mut framing, &mut slots, b"B", t0 + ms(50));
-        assert_eq!(framing.give_up_at(false), Some(t0 + ms(50) + MARK_WAIT_MIN));
+        let mut toy = self::toy(Some(b"H"));
+        publish(&mut toy, b"B", t0);
+        publish(&mut toy, b"B", t0 + ms(50));
+        assert_eq!(toy.1.give_up_at(false), Some(t0 + ms(50) + MARK_WAIT_MIN));
     }
 }

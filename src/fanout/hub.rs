@@ -10,10 +10,15 @@
 //! points before the oldest chunk is told it [`Event::Lagged`]; it never slows the producer
 //! or the other consumers. The number of subscribers is published as the hub's *demand*,
 //! which is what starts and stops on-demand feeds and streams.
+//!
+//! A container-aware hub parses each chunk once, in the publishing task, before it takes the
+//! lock every consumer takes (see [`super::parse`]): that lock guards only appends and cursor
+//! moves, and recovers from poison, so no panic on the data path takes a stream, or through
+//! a subscriber's drop the whole server, down.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -22,6 +27,7 @@ use tokio::sync::watch;
 
 use super::framing::{Framing, FramingInfo, ParserFactory, Slot};
 use super::join::Join;
+use super::parse::Parse;
 
 /// How far behind live a consumer may fall before it is cut off (or, for container-aware
 /// streams, resynchronised): more than a player's jitter buffer, less than anyone would call
@@ -69,8 +75,14 @@ pub enum Event {
 }
 
 /// One producer's output, shared by all its consumers.
+///
+/// Lock order: `parse`, then `ring`. Only the producer's side (publish, a new run) takes
+/// `parse`; consumers take `ring` alone, and only for appends and cursor moves.
 pub struct Hub {
     name: Arc<str>,
+    /// The parser of the current run, for a container-aware hub: held across the append, so
+    /// that what the ring's framing shows always matches the chunks the ring holds.
+    parse: Option<Mutex<Parse>>,
     ring: Mutex<Ring>,
     demand: watch::Sender<usize>,
 }
@@ -228,6 +240,9 @@ impl Hub {
     fn with_framing(name: &str, factory: Option<ParserFactory>) -> Arc<Self> {
         Arc::new(Self {
             name: name.into(),
+            parse: factory
+                .as_ref()
+                .map(|factory| Mutex::new(Parse::new(Arc::clone(factory)))),
             ring: Mutex::new(Ring {
                 chunks: VecDeque::new(),
                 first_seq: 0,
@@ -243,7 +258,7 @@ impl Hub {
                 waiters: Vec::new(),
                 spare: Vec::new(),
                 wake_epoch: 0,
-                framing: factory.map(|factory| Framing::new(factory, 0)),
+                framing: factory.map(|_| Framing::new(0)),
             }),
             demand: watch::Sender::new(0),
         })
@@ -255,14 +270,29 @@ impl Hub {
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
-        self.ring.lock().expect("hub lock poisoned")
+        // A panic under this lock cannot leave a chunk half-shared: each section is an append,
+        // a count or a cursor move on plain data, and the parser, the one complex piece of
+        // code on the data path, runs outside it, caught. A poisoned lock would instead make
+        // every client of the stream panic, and a subscriber's drop during that unwinding
+        // abort the whole server: the data goes on rather.
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends one chunk and wakes every waiting consumer. Never waits.
+    /// The parser of the current run, for a container-aware hub (see [`Hub::lock`] on poison:
+    /// its parse is caught, and a new run replaces it).
+    fn lock_parse(&self) -> Option<MutexGuard<'_, Parse>> {
+        let parse = self.parse.as_ref()?;
+        Some(parse.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Parses one chunk (outside the hub's lock, on a container-aware hub), appends it and
+    /// wakes every waiting consumer. Never waits for a consumer.
     pub fn publish(&self, data: Bytes) {
         if data.is_empty() {
             return;
         }
+        let mut parse = self.lock_parse();
+        let parsed = parse.as_mut().map(|parse| parse.push(&self.name, &data));
         let now = Instant::now();
         let mut guard = self.lock();
         let ring = &mut *guard;
@@ -275,10 +305,11 @@ impl Hub {
             at: now,
             offset,
         });
-        if let Some(framing) = ring.framing.as_mut() {
-            framing.on_publish(&ring.chunks, now);
+        if let (Some(framing), Some(parsed)) = (ring.framing.as_mut(), parsed) {
+            framing.on_publish(&ring.chunks, now, parsed);
         }
         ring.evict(now);
+        drop(parse);
         self.wake(guard);
     }
 
@@ -308,20 +339,22 @@ impl Hub {
 
     /// Drops the kept chunks: the producer stopped and nobody may join an old moment.
     pub fn reset(&self) {
+        let parse = self.lock_parse();
         let mut ring = self.lock();
         ring.first_seq = ring.next_seq();
         ring.chunks.clear();
         ring.bytes = 0;
         ring.run_base = ring.published_bytes;
-        Self::restart_framing(&mut ring);
+        Self::restart_framing(parse, &mut ring);
     }
 
     /// A new run of the producer starts: its bytes begin a new container (a new header).
     pub fn start_run(&self) {
+        let parse = self.lock_parse();
         let mut ring = self.lock();
         ring.ended = false;
         ring.run_base = ring.published_bytes;
-        Self::restart_framing(&mut ring);
+        Self::restart_framing(parse, &mut ring);
     }
 
     /// Whether the producer is running and has published in this run (it neither failed
@@ -345,8 +378,11 @@ impl Hub {
         self.lock().failing = false;
     }
 
-    fn restart_framing(ring: &mut Ring) {
+    fn restart_framing(parse: Option<MutexGuard<'_, Parse>>, ring: &mut Ring) {
         let base = ring.published_bytes;
+        if let Some(mut parse) = parse {
+            parse.restart();
+        }
         if let Some(framing) = ring.framing.as_mut() {
             framing.restart(base);
         }
@@ -617,7 +653,7 @@ impl Drop for Subscriber {
 mod tests {
     use super::*;
     use crate::container::Container;
-    use crate::container::testing::toy_factory;
+    use crate::container::testing::{panicking_toy_factory, toy_factory};
 
     fn now_or_never(sub: &mut Subscriber, batch: &mut VecDeque<Bytes>) -> Poll<Event> {
         let waker = Waker::noop();
@@ -969,5 +1005,63 @@ mod tests {
         publish_all(&hub, &[b"p", b"K"]);
         assert_eq!(now_or_never(&mut slow, &mut got), Poll::Ready(Event::Data));
         assert_eq!(text(&got), [&b"K"[..]]);
+    }
+
+    #[test]
+    fn a_panicking_parser_turns_its_run_opaque_and_the_data_goes_on() {
+        let hub = Hub::framed("toy", panicking_toy_factory(Container::MpegTs));
+        publish_all(&hub, &[b"K0", b"p1"]);
+        let mut live = hub.subscribe_with(Join::Plain);
+        let mut waiting = hub.subscribe_with(Join::Keyframe);
+        let mut got = VecDeque::new();
+        assert!(now_or_never(&mut live, &mut got).is_pending());
+        assert!(
+            now_or_never(&mut waiting, &mut got).is_pending(),
+            "a TS join waits"
+        );
+        publish_all(&hub, &[b"p!2", b"K3"]);
+        let info = hub.framing_info().expect("a framed hub");
+        assert_eq!(info.container, Container::Opaque);
+        assert!(hub.last_pictures().is_none(), "nothing of a broken parse");
+        for sub in [&mut live, &mut waiting] {
+            got.clear();
+            assert_eq!(now_or_never(sub, &mut got), Poll::Ready(Event::Data));
+            assert_eq!(text(&got), [&b"p!2"[..], b"K3"], "live, no wait");
+        }
+        let mut late = hub.subscribe_with(Join::Keyframe);
+        publish_all(&hub, &[b"p4"]);
+        got.clear();
+        assert_eq!(now_or_never(&mut late, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"p4"[..]], "a join starts live");
+        // The next run gets a parser of its own.
+        hub.start_run();
+        publish_all(&hub, &[b"K0"]);
+        let info = hub.framing_info().expect("a framed hub");
+        assert_eq!(info.container, Container::MpegTs);
+    }
+
+    #[test]
+    fn a_poisoned_lock_panics_neither_subscribers_nor_their_drop() {
+        let hub = toy_hub();
+        let mut sub = hub.subscribe();
+        let mut got = VecDeque::new();
+        assert!(now_or_never(&mut sub, &mut got).is_pending(), "listed");
+        let poisoner = Arc::clone(&hub);
+        let panicked = std::thread::spawn(move || {
+            let _ring = poisoner.lock();
+            panic!("a bug under the hub's lock");
+        })
+        .join();
+        assert!(panicked.is_err() && hub.ring.is_poisoned());
+        publish_all(&hub, &[b"K0", b"p1"]);
+        assert_eq!(now_or_never(&mut sub, &mut got), Poll::Ready(Event::Data));
+        assert_eq!(text(&got), [&b"K0"[..], b"p1"]);
+        assert!(
+            now_or_never(&mut sub, &mut got).is_pending(),
+            "listed again"
+        );
+        let demand = hub.demand();
+        drop(sub);
+        assert_eq!(*demand.borrow(), 0);
     }
 }

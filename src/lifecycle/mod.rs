@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
+use tracing::Instrument;
 
 use crate::config::Mode;
 use crate::fanout::hub::Hub;
@@ -301,10 +302,14 @@ async fn run_once(
                 tracing::info!(pid = child.pid(), command = %argv.join(" "), "started");
             }
             let stdout = child.stdout.take().expect("stdout is piped");
-            let mut pump = AbortOnDropHandle::new(tokio::spawn({
-                let (hub, stats) = (Arc::clone(hub), Arc::clone(stats));
-                async move { source::pump(stdout, &hub, &stats.bytes_in).await }
-            }));
+            // In the run's span: the pump's log lines (a parser's panic) name the stream.
+            let mut pump = AbortOnDropHandle::new(tokio::spawn(
+                {
+                    let (hub, stats) = (Arc::clone(hub), Arc::clone(stats));
+                    async move { source::pump(stdout, &hub, &stats.bytes_in).await }
+                }
+                .in_current_span(),
+            ));
             let mut pipe = match (stdin, child.stdin.take()) {
                 (Some(feed), Some(writer)) => {
                     // A clean start for the command's demuxer: the header, then whole units.
