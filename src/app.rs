@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::http::routes::Routes;
 use crate::http::server;
 use crate::registry::Registry;
+use crate::status::ServerFacts;
 
 /// The longest shutdown may take: the spec's service must stop within 2 s, children get
 /// SIGTERM then SIGKILL within it.
@@ -45,9 +46,11 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
         .map_err(RunError::Listener)?;
     let tasks = Tasks::default();
     let registry = Registry::start(config, &tasks);
+    let facts = ServerFacts::now(listeners.iter().map(|(_, address)| *address).collect());
     let routes = Arc::new(Routes {
         registry,
         screenshots: Default::default(),
+        facts,
     });
     let mut servers = Vec::with_capacity(listeners.len());
     for (listener, address) in listeners {

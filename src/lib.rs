@@ -9,7 +9,8 @@
 //! [`lifecycle`] starts, stops and resurrects each of them as demand comes and goes, in one
 //! owner task per feed or stream that also takes commands; [`stats`] keeps their states and
 //! counters and those of every client, read as one plain view; [`process`] spawns and reaps
-//! children and says why they ended; [`panics`] keeps a panicking container parser from
+//! children and says why they ended; [`status`] gathers what the status page, API and
+//! metrics show; [`panics`] keeps a panicking container parser from
 //! taking its stream down; [`systemd`] takes the listening socket; [`logging`] formats every
 //! line; [`cli`] is the command line; and [`app`] wires it all together and owns shutdown.
 
@@ -27,5 +28,6 @@ pub mod process;
 pub mod registry;
 pub mod screenshot;
 pub mod stats;
+pub mod status;
 pub mod stream;
 pub mod systemd;

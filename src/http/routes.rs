@@ -31,6 +31,7 @@ use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
 use crate::fanout::join::{Join, flag};
 use crate::registry::{Registry, Snapshot};
 use crate::screenshot::{self, ScreenshotError, Screenshots};
+use crate::status::ServerFacts;
 use crate::stream::Stream;
 
 /// The body of any response: a fixed one, or a live stream.
@@ -49,6 +50,8 @@ pub struct Routes {
     pub registry: Registry,
     /// Screenshots being taken, shared by concurrent requests.
     pub screenshots: Screenshots,
+    /// What the status views say of the server itself.
+    pub facts: ServerFacts,
 }
 
 impl Routes {
