@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::container::Container;
 use crate::fanout::framing::FramingInfo;
@@ -217,6 +217,23 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// An [`Exit`] with its `kind` and fields and, for a reader that wants one line, the
+/// `message` the log prints for it.
+fn exit_with_message<S: Serializer>(exit: &Option<Exit>, serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Described<'a> {
+        #[serde(flatten)]
+        exit: &'a Exit,
+        message: String,
+    }
+    (exit.as_ref())
+        .map(|exit| Described {
+            exit,
+            message: exit.to_string(),
+        })
+        .serialize(serializer)
+}
+
 /// The connected clients of one stream, and the bytes sent to those that left.
 #[derive(Debug, Default)]
 pub struct Clients {
@@ -350,7 +367,9 @@ pub struct RuntimeState {
     pub feeds: Vec<RunView>,
     /// Every stream, by name.
     pub streams: Vec<StreamView>,
-    /// Every connected client, oldest first.
+    /// Every connected client, oldest first. Not serialised here: the status API adds it
+    /// only when `status.clients` shows it (`status::api`).
+    #[serde(skip)]
     pub clients: Vec<ClientView>,
 }
 
@@ -373,7 +392,8 @@ pub struct RunView {
     pub uptime_ms: Option<u64>,
     /// How many times it was resurrected.
     pub restarts: u64,
-    /// How its last run ended by itself.
+    /// How its last run ended by itself; serialised with the `message` the log prints.
+    #[serde(serialize_with = "exit_with_message")]
     pub last_exit: Option<Exit>,
     /// Bytes read from its process or file.
     pub bytes_in: u64,

@@ -31,7 +31,7 @@ use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
 use crate::fanout::join::{Join, flag};
 use crate::registry::{Registry, Snapshot};
 use crate::screenshot::{self, ScreenshotError, Screenshots};
-use crate::status::ServerFacts;
+use crate::status::{ServerFacts, StatusView, api};
 use crate::stream::Stream;
 
 /// The body of any response: a fixed one, or a live stream.
@@ -147,7 +147,8 @@ impl Routes {
                 StatusCode::OK,
                 crate::config::render_yaml(&snapshot.config).as_str(),
             ),
-            Some(Page::Status | Page::StatusApi | Page::Metrics) => text(
+            Some(Page::StatusApi) => self.status_api(&snapshot),
+            Some(Page::Status | Page::Metrics) => text(
                 StatusCode::NOT_IMPLEMENTED,
                 "the status page arrives with issue 17\n",
             ),
@@ -217,6 +218,24 @@ impl Routes {
                 } else {
                     stream_response(mimetype, Either::Right(body))
                 }
+            }
+        }
+    }
+}
+
+impl Routes {
+    /// `/stat.json`: never cached, as every answer is a new moment.
+    fn status_api(&self, snapshot: &Snapshot) -> Response<ResponseBody> {
+        let view = StatusView::take(snapshot, &self.facts);
+        match api::render(&view) {
+            Ok(json) => Response::builder()
+                .header(header::CONTENT_TYPE, api::MIMETYPE)
+                .header(header::CACHE_CONTROL, "no-store")
+                .body(Either::Left(Full::new(json)))
+                .expect("static headers are valid"),
+            Err(error) => {
+                tracing::error!(%error, "status API failed");
+                text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"))
             }
         }
     }

@@ -7,8 +7,10 @@
 //! default." This module gathers that view; it does not render it (each view's own module
 //! does) and it does not route (`http::routes` does).
 
+pub mod api;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::{DateTime, Local};
@@ -71,11 +73,30 @@ pub struct ServerView {
     /// The addresses it listens on.
     pub listening: Vec<SocketAddr>,
     /// The configuration file.
+    #[serde(serialize_with = "lossy_path")]
     pub config_path: PathBuf,
     /// Where children's stderr is also written, if anywhere.
+    #[serde(serialize_with = "lossy_optional_path")]
     pub logdir: Option<PathBuf>,
     /// Whether the clients list is shown (`status.clients`; off by default, as the spec says).
     pub clients_shown: bool,
+}
+
+/// A path as a string even when it is not UTF-8 (serde refuses those, which would fail the
+/// whole answer for one odd file name): undecodable bytes become U+FFFD.
+fn lossy_path<S: serde::Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
+}
+
+/// [`lossy_path`] of a path that may be unset (`null`).
+fn lossy_optional_path<S: serde::Serializer>(
+    path: &Option<PathBuf>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => lossy_path(path, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl StatusView {
