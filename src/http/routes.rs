@@ -31,7 +31,9 @@ use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
 use crate::fanout::join::{Join, flag};
 use crate::registry::{Registry, Snapshot};
 use crate::screenshot::{self, ScreenshotError, Screenshots};
-use crate::status::ServerFacts;
+use crate::stats::Traffic;
+use crate::status::metrics::{self, Format};
+use crate::status::{ServerFacts, StatusView};
 use crate::stream::Stream;
 
 /// The body of any response: a fixed one, or a live stream.
@@ -52,6 +54,8 @@ pub struct Routes {
     pub screenshots: Screenshots,
     /// What the status views say of the server itself.
     pub facts: ServerFacts,
+    /// Connections and requests, counted for the metrics.
+    pub traffic: Arc<Traffic>,
 }
 
 impl Routes {
@@ -84,12 +88,20 @@ impl Routes {
         let unanswered = Unanswered(Some(client.clone()));
         let mut response = match decoded {
             Ok(_) => {
-                self.respond(request.method(), request.uri().query(), client.clone())
-                    .await
+                let accept = request.headers().get(header::ACCEPT);
+                let accept = accept.and_then(|accept| accept.to_str().ok());
+                self.respond(
+                    request.method(),
+                    request.uri().query(),
+                    accept,
+                    client.clone(),
+                )
+                .await
             }
             Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
         };
         unanswered.answered();
+        self.traffic.answered(response.status().as_u16());
         if response.status().is_client_error() || response.status().is_server_error() {
             response = closing(response);
         }
@@ -116,6 +128,7 @@ impl Routes {
         &self,
         method: &Method,
         query: Option<&str>,
+        accept: Option<&str>,
         client: Client,
     ) -> Response<ResponseBody> {
         if !matches!(*method, Method::GET | Method::HEAD) {
@@ -147,7 +160,17 @@ impl Routes {
                 StatusCode::OK,
                 crate::config::render_yaml(&snapshot.config).as_str(),
             ),
-            Some(Page::Status | Page::StatusApi | Page::Metrics) => text(
+            Some(Page::Metrics) => {
+                let format = Format::negotiate(accept);
+                let view = StatusView::take(&snapshot, &self.facts);
+                let body = metrics::render(&view, &self.traffic.view(), format);
+                Response::builder()
+                    .header(header::CONTENT_TYPE, format.content_type())
+                    .header(header::CACHE_CONTROL, "no-cache, no-store")
+                    .body(Either::Left(Full::new(Bytes::from(body))))
+                    .expect("static headers are valid")
+            }
+            Some(Page::Status | Page::StatusApi) => text(
                 StatusCode::NOT_IMPLEMENTED,
                 "the status page arrives with issue 17\n",
             ),

@@ -7,6 +7,8 @@
 //! default." This module gathers that view; it does not render it (each view's own module
 //! does) and it does not route (`http::routes` does).
 
+pub mod metrics;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
