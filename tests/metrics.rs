@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, get_at, run_bounded, wait_until};
+use common::{Server, StreamReader, get_at, run_bounded, wait_until};
 
 /// A small MPEG-TS feed (H.264, a keyframe a second) and `live`, a stream relaying it: the
 /// metrics have a feed and a stream.
@@ -25,6 +25,15 @@ fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
+}
+
+/// A server on [`CONFIG`] and a client reading `live`, which has received its first bytes.
+fn reading() -> (Server, StreamReader) {
+    let server = Server::start(CONFIG);
+    let mut client = server.open("/stream/live");
+    assert_eq!(client.status, 200);
+    client.read_at_least(1, Duration::from_secs(15));
+    (server, client)
 }
 
 /// `/metrics` as a plain client (no `Accept`) gets it: the classic text format.
@@ -59,9 +68,7 @@ fn wait_sample(server: &Server, series: &str, min: f64) -> String {
 
 #[test]
 fn promtool_accepts_the_metrics() {
-    let server = Server::start(CONFIG);
-    let mut client = server.open("/stream/live");
-    assert_eq!(client.status, 200);
+    let (server, mut client) = reading();
     client.read_at_least(10_000, Duration::from_secs(15));
     let body = wait_sample(
         &server,
@@ -178,10 +185,7 @@ impl Drop for Prometheus {
 
 #[test]
 fn a_real_prometheus_scrapes_the_metrics() {
-    let server = Server::start(CONFIG);
-    let mut client = server.open("/stream/live");
-    assert_eq!(client.status, 200);
-    client.read_at_least(1, Duration::from_secs(15));
+    let (server, _client) = reading();
     let prometheus = Prometheus::start(server.port());
     let mut up = String::new();
     let scraped = wait_until(
@@ -217,10 +221,7 @@ fn a_real_prometheus_scrapes_the_metrics() {
 
 #[test]
 fn counters_rise_while_a_client_reads() {
-    let server = Server::start(CONFIG);
-    let mut client = server.open("/stream/live");
-    assert_eq!(client.status, 200);
-    client.read_at_least(1, Duration::from_secs(15));
+    let (server, mut client) = reading();
     let sent = "voyandz_stream_sent_bytes_total{stream=\"live\"}";
     let received = "voyandz_feed_received_bytes_total{feed=\"cam\"}";
     let before = scrape(&server);

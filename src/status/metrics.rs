@@ -22,12 +22,68 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::StatusView;
-use crate::stats::{RunView, State, TrafficView};
+use crate::stats::{RunView, State, StreamView, TrafficView};
 
 /// Every metric's name starts with this (`voyandz_...`).
 const PREFIX: &str = "voyandz";
 /// The `Content-Type` of OpenMetrics text, the version `prometheus-client` writes.
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A counter of every feed and of every stream: name after `feed_` or `stream_`, help with
+/// `{kind}` for `feed` or `stream`, unit, and its value in the run's view.
+type RunCounter = (
+    &'static str,
+    &'static str,
+    Option<Unit>,
+    fn(&RunView) -> u64,
+);
+/// The counters [`runs`] shows of each feed and stream.
+const RUN_COUNTERS: [RunCounter; 3] = [
+    (
+        "restarts",
+        "Times the {kind} was resurrected",
+        None,
+        |run| run.restarts,
+    ),
+    (
+        "received",
+        "Bytes read from the {kind}'s process or file",
+        Some(Unit::Bytes),
+        |run| run.bytes_in,
+    ),
+    (
+        "sent",
+        "Bytes sent to the {kind}'s HTTP clients",
+        Some(Unit::Bytes),
+        |run| run.bytes_out,
+    ),
+];
+
+/// A counter of every stream: name, help and its value in the stream's view.
+type StreamCounter = (&'static str, &'static str, fn(&StreamView) -> u64);
+/// The counters shown of each stream only (what its HTTP clients did).
+const STREAM_COUNTERS: [StreamCounter; 4] = [
+    (
+        "stream_skips",
+        "Times the stream's clients fell behind live and skipped ahead to a keyframe",
+        |stream| stream.skips,
+    ),
+    (
+        "stream_clients_cut",
+        "Clients of the stream cut off for falling too far behind live",
+        |stream| stream.clients_cut,
+    ),
+    (
+        "stream_screenshot_requests",
+        "Requests for a picture of the stream (/pic)",
+        |stream| stream.screenshot_requests,
+    ),
+    (
+        "stream_screenshot_decodes",
+        "Decoder runs for pictures of the stream (concurrent requests share one)",
+        |stream| stream.screenshot_decodes,
+    ),
+];
 
 /// A metric's labels: `feed` or `stream` with its name, and for some a second one.
 type Labels = Vec<(&'static str, String)>;
@@ -122,7 +178,7 @@ fn registry(view: &StatusView, traffic: &TrafficView) -> Registry {
     let streams = &view.state.streams;
     let runs_of_streams: Vec<&RunView> = streams.iter().map(|stream| &stream.run).collect();
     runs(&mut registry, "stream", &runs_of_streams);
-    let per_stream = |value: fn(&crate::stats::StreamView) -> u64| {
+    let per_stream = |value: fn(&StreamView) -> u64| {
         (streams.iter())
             .map(move |stream| (vec![("stream", stream.run.name.clone())], value(stream)))
     };
@@ -132,34 +188,9 @@ fn registry(view: &StatusView, traffic: &TrafficView) -> Registry {
         "HTTP clients connected to the stream",
         per_stream(|stream| stream.clients as u64),
     );
-    counters(
-        &mut registry,
-        "stream_skips",
-        "Times the stream's clients fell behind live and skipped ahead to a keyframe",
-        None,
-        per_stream(|stream| stream.skips),
-    );
-    counters(
-        &mut registry,
-        "stream_clients_cut",
-        "Clients of the stream cut off for falling too far behind live",
-        None,
-        per_stream(|stream| stream.clients_cut),
-    );
-    counters(
-        &mut registry,
-        "stream_screenshot_requests",
-        "Requests for a picture of the stream (/pic)",
-        None,
-        per_stream(|stream| stream.screenshot_requests),
-    );
-    counters(
-        &mut registry,
-        "stream_screenshot_decodes",
-        "Decoder runs for pictures of the stream (concurrent requests share one)",
-        None,
-        per_stream(|stream| stream.screenshot_decodes),
-    );
+    for (name, help, value) in STREAM_COUNTERS {
+        counters(&mut registry, name, help, None, per_stream(value));
+    }
     registry
 }
 
@@ -179,27 +210,15 @@ fn runs(registry: &mut Registry, kind: &'static str, runs: &[&RunView]) {
             })
         }),
     );
-    counters(
-        registry,
-        &format!("{kind}_restarts"),
-        &format!("Times the {kind} was resurrected"),
-        None,
-        runs.iter().map(|run| (named(run), run.restarts)),
-    );
-    counters(
-        registry,
-        &format!("{kind}_received"),
-        &format!("Bytes read from the {kind}'s process or file"),
-        Some(Unit::Bytes),
-        runs.iter().map(|run| (named(run), run.bytes_in)),
-    );
-    counters(
-        registry,
-        &format!("{kind}_sent"),
-        &format!("Bytes sent to the {kind}'s HTTP clients"),
-        Some(Unit::Bytes),
-        runs.iter().map(|run| (named(run), run.bytes_out)),
-    );
+    for (name, help, unit, value) in RUN_COUNTERS {
+        counters(
+            registry,
+            &format!("{kind}_{name}"),
+            &help.replace("{kind}", kind),
+            unit,
+            runs.iter().map(|run| (named(run), value(run))),
+        );
+    }
     gauges(
         registry,
         &format!("{kind}_subscribers"),
