@@ -51,6 +51,7 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
         registry,
         screenshots: Default::default(),
         facts,
+        traffic: Default::default(),
     });
     let mut servers = Vec::with_capacity(listeners.len());
     for (listener, address) in listeners {

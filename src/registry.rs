@@ -192,6 +192,7 @@ impl Snapshot {
                 };
                 let hub = stream.shared_hub();
                 let subscribers = hub.map_or(listed.len(), |hub| *hub.demand().borrow());
+                let (screenshot_requests, screenshot_decodes) = stream.clients().screenshots();
                 let view = StreamView {
                     run: control
                         .stats
@@ -204,6 +205,10 @@ impl Snapshot {
                         ClientMode::Exclusive => "exclusive",
                     },
                     clients: listed.len(),
+                    skips: stream.clients().skips(),
+                    clients_cut: stream.clients().cut(),
+                    screenshot_requests,
+                    screenshot_decodes,
                     framing: hub.and_then(|hub| hub.framing_info()).map(Into::into),
                 };
                 clients.extend(listed);

@@ -178,6 +178,7 @@ impl Screenshots {
         format: Format,
         tasks: &Tasks,
     ) -> Result<Bytes, ScreenshotError> {
+        stream.clients().screenshot_requested();
         let key = (stream.config.name.clone(), format);
         let joined = {
             let mut flights = self.flights.lock().expect("screenshot lock poisoned");
@@ -273,6 +274,7 @@ impl Screenshots {
         let program = decoder_program(stream);
         let argv = decoder_argv(&program, found.container, format);
         let started = tokio::time::Instant::now();
+        stream.clients().screenshot_decoding();
         let decoded = match self.decoder(name, &argv) {
             Ok(child) => decode(child, found.header, found.units).await,
             Err(error) => Err(error),

@@ -52,6 +52,35 @@ pub enum State {
     Ended,
 }
 
+impl State {
+    /// Every state, in the order a run goes through them: what a reader that shows one
+    /// line per state (a metric per state label) lists.
+    pub const ALL: [State; 8] = [
+        State::Idle,
+        State::Starting,
+        State::Running,
+        State::Lingering,
+        State::Restarting,
+        State::Failed,
+        State::Stopped,
+        State::Ended,
+    ];
+
+    /// Its name, as the status views spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Lingering => "lingering",
+            State::Restarting => "restarting",
+            State::Failed => "failed",
+            State::Stopped => "stopped",
+            State::Ended => "ended",
+        }
+    }
+}
+
 /// The state of one feed or stream, shared by its supervisor (writer) and the readers.
 #[derive(Debug)]
 pub struct RunStats {
@@ -234,11 +263,17 @@ fn exit_with_message<S: Serializer>(exit: &Option<Exit>, serializer: S) -> Resul
         .serialize(serializer)
 }
 
-/// The connected clients of one stream, and the bytes sent to those that left.
+/// The connected clients of one stream, and what its clients did in total (bytes, skips and
+/// cuts of those that left too, pictures asked for): counters only ever rise, as a metrics
+/// scraper expects.
 #[derive(Debug, Default)]
 pub struct Clients {
     list: Mutex<HashMap<u64, Arc<ClientStats>>>,
     departed_bytes: AtomicU64,
+    departed_skips: AtomicU64,
+    cut: AtomicU64,
+    screenshot_requests: AtomicU64,
+    screenshot_decodes: AtomicU64,
 }
 
 /// Gives every client of the server its own id.
@@ -304,6 +339,37 @@ impl Clients {
         connected + self.departed_bytes.load(Ordering::Relaxed)
     }
 
+    /// Skips of every client, connected or gone.
+    pub fn skips(&self) -> u64 {
+        let connected: u64 = (self.lock().values())
+            .map(|client| client.skips.load(Ordering::Relaxed))
+            .sum();
+        connected + self.departed_skips.load(Ordering::Relaxed)
+    }
+
+    /// Clients cut off because they fell too far behind live.
+    pub fn cut(&self) -> u64 {
+        self.cut.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request for a picture of the stream (`/pic`).
+    pub fn screenshot_requested(&self) {
+        self.screenshot_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a decoder run for a picture (requests that share one count once).
+    pub fn screenshot_decoding(&self) {
+        self.screenshot_decodes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pictures asked for and decoder runs, in that order.
+    pub fn screenshots(&self) -> (u64, u64) {
+        (
+            self.screenshot_requests.load(Ordering::Relaxed),
+            self.screenshot_decodes.load(Ordering::Relaxed),
+        )
+    }
+
     /// The views of the connected clients, oldest first.
     pub fn views(&self) -> Vec<ClientView> {
         let now = Instant::now();
@@ -342,20 +408,102 @@ impl ClientEntry {
     pub fn skipped(&self, skips: u64) {
         self.stats.skips.store(skips, Ordering::Relaxed);
     }
+
+    /// Counts the client as cut off for falling too far behind live.
+    pub fn cut(&self) {
+        self.clients.cut.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Drop for ClientEntry {
     fn drop(&mut self) {
         let sent = self.stats.sent.load(Ordering::Relaxed);
+        let skips = self.stats.skips.load(Ordering::Relaxed);
         let removed = self.clients.lock().remove(&self.stats.id);
         // Added after the removal: a reader summing in between may miss the bytes for a
         // moment, but never counts them twice.
         if removed.is_some() {
-            self.clients
-                .departed_bytes
-                .fetch_add(sent, Ordering::Relaxed);
+            let clients = &self.clients;
+            clients.departed_bytes.fetch_add(sent, Ordering::Relaxed);
+            clients.departed_skips.fetch_add(skips, Ordering::Relaxed);
         }
     }
+}
+
+/// The HTTP status codes [`Traffic`] counts: 100 to 599, every code HTTP defines.
+const STATUS_CODES: std::ops::Range<u16> = 100..600;
+
+/// Server-wide counters: connections accepted and open, and requests by the status code of
+/// their answer. One atomic add per connection and per request, no lock.
+#[derive(Debug)]
+pub struct Traffic {
+    accepted: AtomicU64,
+    closed: AtomicU64,
+    /// Answers by status code, indexed from the first of [`STATUS_CODES`].
+    answers: [AtomicU64; STATUS_CODES.end as usize - STATUS_CODES.start as usize],
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Self {
+            accepted: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            answers: [const { AtomicU64::new(0) };
+                STATUS_CODES.end as usize - STATUS_CODES.start as usize],
+        }
+    }
+}
+
+impl Traffic {
+    /// Counts an accepted connection, open until the returned guard is dropped.
+    pub fn accepted(self: &Arc<Self>) -> OpenConnection {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(Arc::clone(self))
+    }
+
+    /// Counts a request answered with `status` (a code outside HTTP's range is not counted).
+    pub fn answered(&self, status: u16) {
+        if let Some(count) = (status.checked_sub(STATUS_CODES.start))
+            .and_then(|index| self.answers.get(usize::from(index)))
+        {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Its view now.
+    pub fn view(&self) -> TrafficView {
+        let closed = self.closed.load(Ordering::Relaxed);
+        let accepted = self.accepted.load(Ordering::Relaxed);
+        TrafficView {
+            connections: accepted,
+            open_connections: accepted.saturating_sub(closed),
+            requests: (STATUS_CODES.zip(&self.answers))
+                .map(|(code, count)| (code, count.load(Ordering::Relaxed)))
+                .filter(|(_, count)| *count > 0)
+                .collect(),
+        }
+    }
+}
+
+/// A connection counted as open by [`Traffic`] until this is dropped.
+#[derive(Debug)]
+pub struct OpenConnection(Arc<Traffic>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.closed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// [`Traffic`] at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrafficView {
+    /// Connections accepted since the server started.
+    pub connections: u64,
+    /// Connections open now.
+    pub open_connections: u64,
+    /// Requests answered, by status code (codes never answered are left out).
+    pub requests: Vec<(u16, u64)>,
 }
 
 /// The whole runtime state at one moment: what status readers render.
@@ -421,6 +569,14 @@ pub struct StreamView {
     pub client: &'static str,
     /// Connected HTTP clients.
     pub clients: usize,
+    /// Times its clients, connected or gone, fell behind and skipped ahead.
+    pub skips: u64,
+    /// Clients cut off because they fell too far behind live.
+    pub clients_cut: u64,
+    /// Requests for a picture of it (`/pic`).
+    pub screenshot_requests: u64,
+    /// Decoder runs for those pictures (concurrent requests share one).
+    pub screenshot_decodes: u64,
     /// What the container parser knows, for a container-aware stream.
     pub framing: Option<FramingView>,
 }
@@ -498,9 +654,9 @@ mod tests {
         drop(entry);
         assert_eq!(clients.count(), 0);
         assert_eq!(
-            clients.bytes_sent(),
-            100,
-            "a departed client's bytes still count"
+            (clients.bytes_sent(), clients.skips()),
+            (100, 2),
+            "a departed client's bytes and skips still count"
         );
     }
 
@@ -541,6 +697,28 @@ mod tests {
             bps = stats.bit_rate(second * 1000, start + Duration::from_secs(second));
         }
         assert!((7000..=8000).contains(&bps), "{bps}");
+    }
+
+    #[test]
+    fn every_state_is_named_as_it_serializes() {
+        for state in State::ALL {
+            let yaml = serde_saphyr::to_string(&state).expect("serializable");
+            assert_eq!(yaml.trim(), state.name());
+        }
+    }
+
+    #[test]
+    fn traffic_counts_connections_while_open_and_answers_by_code() {
+        let traffic = Arc::new(Traffic::default());
+        let open = traffic.accepted();
+        let _still_open = traffic.accepted();
+        drop(open);
+        for status in [200, 404, 200, 599, 600, 99] {
+            traffic.answered(status);
+        }
+        let view = traffic.view();
+        assert_eq!((view.connections, view.open_connections), (2, 1));
+        assert_eq!(view.requests, vec![(200, 2), (404, 1), (599, 1)]);
     }
 
     #[test]

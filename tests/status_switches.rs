@@ -1,6 +1,6 @@
 //! The switches and URLs of the status views (issue 17, item 6), through the real binary:
-//! the status page, the status API and the metrics answer at their default paths (501 until
-//! they are built, never 404), `status:` moves each one or turns it off, upstream's
+//! the status page, the status API and the metrics answer at their default paths (the first
+//! two 501 until they are built, never 404), `status:` moves each one or turns it off, upstream's
 //! `pages: {stat: false}` turns all three off, a status path that another page or a stream
 //! already serves is a config error naming both, the home page links to the configured status
 //! page, and `--check` prints the status section, `clients` included.
@@ -42,8 +42,9 @@ fn assert_not_found(server: &Server, paths: &[&str]) {
 #[test]
 fn the_status_views_answer_at_their_default_paths() {
     let server = Server::start(STREAMS);
-    assert_placeholder(&server, &["/stat", "/metrics"]);
-    assert_eq!(server.request("HEAD", "/metrics").status, 501);
+    assert_placeholder(&server, &["/stat"]);
+    assert_eq!(server.get("/metrics").status, 200);
+    assert_eq!(server.request("HEAD", "/metrics").status, 200);
     assert_not_found(&server, &["/config", "/stat/", "/stats"]);
 }
 
@@ -72,7 +73,8 @@ fn upstream_pages_stat_false_turns_all_three_off() {
     );
     // `pages.stat: true` (every upstream example writes it) keeps the defaults.
     let server = Server::start(&format!("{STREAMS}pages:\n  stat: true\n  config: true\n"));
-    assert_placeholder(&server, &["/stat", "/metrics"]);
+    assert_placeholder(&server, &["/stat"]);
+    assert_eq!(server.get("/metrics").status, 200);
     assert_eq!(server.get("/config").status, 200);
 }
 

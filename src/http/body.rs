@@ -175,6 +175,7 @@ impl Body for ClientBody {
                 }
                 Event::Lagged => {
                     this.end = "too slow: fell behind live";
+                    this.entry.cut();
                     this.client.reset.set();
                     return Poll::Ready(Some(Err(ClientError::TooSlow)));
                 }

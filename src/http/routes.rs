@@ -31,6 +31,8 @@ use crate::fanout::hub::{BATCH_CHUNKS_MAX, Event};
 use crate::fanout::join::{Join, flag};
 use crate::registry::{Registry, Snapshot};
 use crate::screenshot::{self, ScreenshotError, Screenshots};
+use crate::stats::Traffic;
+use crate::status::metrics::{self, Format};
 use crate::status::{ServerFacts, StatusView, api};
 use crate::stream::Stream;
 
@@ -52,6 +54,8 @@ pub struct Routes {
     pub screenshots: Screenshots,
     /// What the status views say of the server itself.
     pub facts: ServerFacts,
+    /// Connections and requests, counted for the metrics.
+    pub traffic: Arc<Traffic>,
 }
 
 impl Routes {
@@ -84,12 +88,20 @@ impl Routes {
         let unanswered = Unanswered(Some(client.clone()));
         let mut response = match decoded {
             Ok(_) => {
-                self.respond(request.method(), request.uri().query(), client.clone())
-                    .await
+                let accept = request.headers().get(header::ACCEPT);
+                let accept = accept.and_then(|accept| accept.to_str().ok());
+                self.respond(
+                    request.method(),
+                    request.uri().query(),
+                    accept,
+                    client.clone(),
+                )
+                .await
             }
             Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
         };
         unanswered.answered();
+        self.traffic.answered(response.status().as_u16());
         if response.status().is_client_error() || response.status().is_server_error() {
             response = closing(response);
         }
@@ -116,6 +128,7 @@ impl Routes {
         &self,
         method: &Method,
         query: Option<&str>,
+        accept: Option<&str>,
         client: Client,
     ) -> Response<ResponseBody> {
         if !matches!(*method, Method::GET | Method::HEAD) {
@@ -147,8 +160,18 @@ impl Routes {
                 StatusCode::OK,
                 crate::config::render_yaml(&snapshot.config).as_str(),
             ),
+            Some(Page::Metrics) => {
+                let format = Format::negotiate(accept);
+                let view = StatusView::take(&snapshot, &self.facts);
+                let body = metrics::render(&view, &self.traffic.view(), format);
+                Response::builder()
+                    .header(header::CONTENT_TYPE, format.content_type())
+                    .header(header::CACHE_CONTROL, "no-cache, no-store")
+                    .body(Either::Left(Full::new(Bytes::from(body))))
+                    .expect("static headers are valid")
+            }
             Some(Page::StatusApi) => self.status_api(&snapshot),
-            Some(Page::Status | Page::Metrics) => text(
+            Some(Page::Status) => text(
                 StatusCode::NOT_IMPLEMENTED,
                 "the status page arrives with issue 17\n",
             ),

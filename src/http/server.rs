@@ -86,6 +86,7 @@ async fn connection(
     routes: Arc<Routes>,
     cancel: CancellationToken,
 ) {
+    let _open = routes.traffic.accepted();
     let reset = ResetOnClose::default();
     let requests = Arc::new(AtomicU64::new(0));
     let socket = StallGuard::new(socket, WRITE_STALL_MAX, reset.clone());

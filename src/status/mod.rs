@@ -8,6 +8,7 @@
 //! does) and it does not route (`http::routes` does).
 
 pub mod api;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1310,3 +1310,13 @@ pub fn running_stream(
     thread::sleep(run.saturating_sub(started.elapsed()));
     (server, keeper)
 }
+
+// ---------------------------------------------------------------------------------------
+// Metrics (issue 17, item 5): other HTTP servers a test starts (Prometheus)
+// ---------------------------------------------------------------------------------------
+
+/// GET of a short response from another server on 127.0.0.1:`port`, read to its end; `None`
+/// when it does not answer (yet) within [`SHORT_RESPONSE_TIMEOUT`].
+pub fn get_at(port: u16, path: &str) -> Option<Response> {
+    try_request(port, "GET", path, SHORT_RESPONSE_TIMEOUT)
+}
