@@ -10,6 +10,7 @@ pub mod framing;
 pub mod latency;
 pub mod pictures;
 pub mod slow;
+pub mod status;
 pub mod ttfb;
 
 use std::future::Future;
@@ -48,6 +49,8 @@ pub struct Opts {
     pub slow_window: Duration,
     /// Crash-loop run length.
     pub crash_window: Duration,
+    /// The status section's loaded latency window (the `/stat.json` load runs all of it).
+    pub status_window: Duration,
     /// On-demand TTFB tries.
     pub ttfb_tries: usize,
     /// Clients use HTTP/1.0 (close-delimited bodies).
@@ -96,6 +99,7 @@ pub const SECTIONS: &[(&str, SectionFn)] = &[
     ("crash", |c| Box::pin(crash::run(c))),
     ("pictures", |c| Box::pin(pictures::run(c))),
     ("framing", |c| Box::pin(framing::run(c))),
+    ("status", |c| Box::pin(status::run(c))),
 ];
 
 impl Ctx {
