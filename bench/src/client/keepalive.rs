@@ -160,3 +160,57 @@ fn read_response(
         body.extend_from_slice(&buf[..n]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead as _, BufReader};
+    use std::net::TcpListener;
+
+    /// Serves `answers` in order, one per request, reading each request head first; a `None`
+    /// closes the connection (as a server ending an idle keep-alive does) and takes the next
+    /// connection.
+    fn serve(answers: Vec<Option<&'static str>>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut answers = answers.into_iter();
+            'connections: for conn in listener.incoming() {
+                let mut conn = BufReader::new(conn.unwrap());
+                loop {
+                    let mut line = String::new();
+                    while line != "\r\n" {
+                        line.clear();
+                        if conn.read_line(&mut line).unwrap() == 0 {
+                            continue 'connections;
+                        }
+                    }
+                    match answers.next() {
+                        Some(Some(answer)) => conn.get_mut().write_all(answer.as_bytes()).unwrap(),
+                        Some(None) => continue 'connections,
+                        None => return,
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn reads_whole_bodies_and_reopens_a_closed_connection() {
+        let addr = serve(vec![
+            Some("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+            Some(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            ),
+            None,
+            Some("HTTP/1.1 501 Not Implemented\r\nContent-Length: 4\r\n\r\nnope"),
+        ]);
+        let mut client = KeepAlive::new(addr, Duration::from_secs(5));
+        let got: Vec<(u16, usize)> = (0..3)
+            .map(|_| client.get("/x").map(|r| (r.status, r.body_bytes)).unwrap())
+            .collect();
+        assert_eq!(got, [(200, 5), (200, 5), (501, 4)]);
+        assert_eq!(client.connects, 2);
+    }
+}
