@@ -18,7 +18,7 @@ use crate::client::keepalive::KeepAlive;
 use crate::client::{Pace, rated};
 use crate::procstat::{self, CpuSnap};
 use crate::report::{Row, ms};
-use crate::server::yaml_str;
+use crate::server::{Server, yaml_str};
 use voyandz_bench::hist::Histogram;
 
 /// Feeds (and streams, one direct relay each) of the render rows.
@@ -82,7 +82,7 @@ async fn render(ctx: &mut Ctx) {
         )
     });
     let yaml = many_yaml(ctx);
-    let mut server = match ctx.start_server("status-render", &yaml) {
+    let server = match ctx.start_server("status-render", &yaml) {
         Ok(s) => s,
         Err(e) => {
             for (_, name) in &names {
@@ -138,8 +138,13 @@ async fn render(ctx: &mut Ctx) {
         row.judge(RENDER_TARGET, ok && all_in);
         ctx.push(row);
     }
+    finish(ctx, server, clients, "during the render rows").await;
+}
+
+/// Closes the clients and stops the server, noting if it died `when`.
+async fn finish(ctx: &mut Ctx, mut server: Server, clients: Clients, when: &str) {
     if !server.alive() {
-        ctx.note("status: server died during the render rows");
+        ctx.note(format!("status: server died {when}"));
     }
     drop(clients);
     super::settle().await;
@@ -219,7 +224,7 @@ async fn loaded_latency(ctx: &mut Ctx) {
         window.as_secs()
     );
     let yaml = format!("{}{STATUS_YAML}", ctx.relay_yaml(LATENCY_RATE_BPS));
-    let mut server = match ctx.start_server("status-load", &yaml) {
+    let server = match ctx.start_server("status-load", &yaml) {
         Ok(s) => s,
         Err(e) => return ctx.push(server_error("status", &name, LATENCY_TARGET, &e)),
     };
@@ -265,12 +270,7 @@ async fn loaded_latency(ctx: &mut Ctx) {
     let ok = row.p99.is_some_and(|p| p <= LATENCY_TARGET_NS) && lossless(&w.stats, failed);
     row.judge(LATENCY_TARGET, ok && load_ok);
     ctx.push(row);
-    if !server.alive() {
-        ctx.note("status: server died under the /stat.json load");
-    }
-    drop(clients);
-    super::settle().await;
-    ctx.stop_server(server);
+    finish(ctx, server, clients, "under the /stat.json load").await;
 }
 
 /// What the load did, for the row's note.
