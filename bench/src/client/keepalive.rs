@@ -162,7 +162,7 @@ fn read_response(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::{BufRead as _, BufReader};
     use std::net::TcpListener;
@@ -170,7 +170,7 @@ mod tests {
     /// Serves `answers` in order, one per request, reading each request head first; a `None`
     /// closes the connection (as a server ending an idle keep-alive does) and takes the next
     /// connection.
-    fn serve(answers: Vec<Option<&'static str>>) -> SocketAddr {
+    pub(in crate::client) fn serve(answers: Vec<Option<&'static str>>) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {

@@ -144,3 +144,38 @@ fn connection(plan: &Plan, due: impl Iterator<Item = u64>, end: u64) -> Report {
     report.connects = client.connects;
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::keepalive::tests::serve;
+
+    #[test]
+    fn sends_the_whole_schedule_at_its_rate_and_counts_each_status() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        let refused = "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n";
+        // One connection, so the answers come in schedule order.
+        let addr = serve(
+            [[ok; 9].as_slice(), &[refused]]
+                .concat()
+                .into_iter()
+                .map(Some)
+                .collect(),
+        );
+        let plan = Plan {
+            addr,
+            path: "/stat.json".into(),
+            per_second: 50,
+            connections: 1,
+            length: Duration::from_millis(200),
+        };
+        let t0 = now_ns();
+        let report = run(&plan);
+        let took = now_ns() - t0;
+        assert_eq!((plan.planned(), report.sent, report.ok()), (10, 10, 9));
+        assert_eq!(report.other_statuses(), "501 ×1");
+        assert_eq!((report.errors, report.connects), (0, 1));
+        // The last request is due 180 ms after the first: the schedule was kept, not rushed.
+        assert!(took >= 180_000_000, "took {took} ns");
+    }
+}
