@@ -34,6 +34,7 @@ const RENDER_WARMUP_REQUESTS: usize = 20;
 const RENDER_REQUESTS: usize = 200;
 /// How long one status request may take before the row gives up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The render-time target for each page, at its p99.
 const RENDER_TARGET_NS: u64 = 5_000_000;
 const RENDER_TARGET: &str = "p99 ≤ 5 ms";
 
@@ -44,6 +45,7 @@ const LATENCY_CLIENTS: usize = 10;
 const LOAD_PER_SECOND: u64 = 200;
 /// Keep-alive connections sharing the load, as a few dashboards polling at once would.
 const LOAD_CONNECTIONS: usize = 4;
+/// The stream-latency target under the load: the latency section's, kept.
 const LATENCY_TARGET_NS: u64 = 1_000_000;
 const LATENCY_TARGET: &str = "p99 ≤ 1 ms, no loss, load all 200";
 
