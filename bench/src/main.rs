@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Sections to run, comma-separated: latency, fanout, slow, ttfb, crash, pictures,
-    /// framing (default: all).
+    /// framing, status (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Sections to leave out, comma-separated.
@@ -114,6 +114,7 @@ fn main() {
         },
         slow_window: secs(if quick { 8 } else { 20 }),
         crash_window: secs(if quick { 10 } else { 30 }),
+        status_window: secs(if quick { 10 } else { 30 }),
         ttfb_tries: if quick { 7 } else { 20 },
         http10: cli.http10,
     };

@@ -4,6 +4,12 @@
 //! A late wake-up (or a write blocked by a full pipe) does not shift the schedule: the packets
 //! that fell due meanwhile are written back to back, so the long-run rate stays exact, as a
 //! live source's would. It stops on a closed stdout (EPIPE), or after `--seconds`/`--count`.
+//!
+//! With `--opaque` it first writes one line of text ([`OPAQUE_PREAMBLE`]): the server sniffs a
+//! feed's first bytes to choose its container, and text is none, so the feed is relayed as
+//! opaque bytes although every packet after it is still MPEG-TS. The clients' scanner skips
+//! the line like any unaligned bytes, and it is written before the schedule starts, so no
+//! stamp is delayed by it.
 
 use clap::Parser;
 use voyandz_bench::clock::{now_ns, sleep_until_ns};
@@ -25,7 +31,14 @@ struct Cli {
     /// Stop after this many packets.
     #[arg(long)]
     count: Option<u64>,
+    /// Write a line of text first, so that the server sniffs no container in the first bytes.
+    #[arg(long)]
+    opaque: bool,
 }
+
+/// What `--opaque` writes first: text no container sniffer recognises (no TS sync byte, no
+/// magic number), ending in a newline so a human reading the stream sees what it is.
+const OPAQUE_PREAMBLE: &[u8] = b"voyandz-stamp: opaque preamble, stamped packets follow\n";
 
 fn main() {
     let cli = Cli::parse();
@@ -36,6 +49,9 @@ fn main() {
     // The default 50 µs timer slack would add up to 50 µs of jitter to every deadline.
     // SAFETY: prctl(PR_SET_TIMERSLACK) takes an integer and touches no memory of ours.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    if cli.opaque && write_all(OPAQUE_PREAMBLE).is_err() {
+        return; // EPIPE: the reader left before the first packet
+    }
 
     let bits_per_packet = (PACKET_LEN * 8) as u128;
     let start = now_ns();
@@ -63,7 +79,7 @@ fn main() {
                 due_ns: due,
             },
         );
-        if write_packet(&buf).is_err() {
+        if write_all(&buf).is_err() {
             break; // EPIPE: the reader left
         }
         seq += 1;
@@ -71,7 +87,7 @@ fn main() {
 }
 
 /// One `write(2)` on fd 1 (std's stdout would buffer until a newline or a flush).
-fn write_packet(buf: &[u8; PACKET_LEN]) -> std::io::Result<()> {
+fn write_all(buf: &[u8]) -> std::io::Result<()> {
     let mut off = 0;
     while off < buf.len() {
         // SAFETY: writes from a valid buffer slice to fd 1.

@@ -7,8 +7,10 @@
 //! open. Loss is a gap in the sequence numbers seen inside the window.
 
 mod dechunk;
+pub mod keepalive;
 mod lag;
 pub mod oneshot;
+pub mod rated;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;

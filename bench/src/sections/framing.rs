@@ -1,14 +1,15 @@
 //! The cost of container framing on the data path (issue 13): the same stamping feed relayed
-//! directly as `text/plain` (opaque: the server never frames text; `application/octet-stream` would make it sniff the stamp packets, which look like MPEG-TS) and as
-//! `video/mp2t` (framed: the server's MPEG-TS parser reads every packet, since the stamp
-//! packets are TS packets with sync byte 0x47), each on its own server with a config that has
-//! only that stream.
+//! directly as opaque bytes and as MPEG-TS, each on its own server with a config that has only
+//! that stream. The server chooses a feed's container from the feed's own first bytes: the
+//! opaque twin's stamp runs with `--opaque` (a line of text before the packets, so nothing is
+//! sniffed and its stream is `text/plain`); the framed twin's first bytes are TS packets with
+//! sync byte 0x47 (its stream is `video/mp2t`), so the server's MPEG-TS parser reads every one.
 //! - 10 clients at 4 Mbit/s: p99 of each (target for both, as for issue 12: p99 ≤ 1 ms, no loss);
 //! - 1000 clients at 1 Mbit/s: server CPU of each (target: framed ≤ 110 % of opaque).
 
 use std::time::Duration;
 
-use super::{Clients, Ctx, Window, fill, lossless, measure, server_error, stream_req};
+use super::{Clients, Ctx, FeedLooks, Window, fill, lossless, measure, server_error, stream_req};
 use crate::client::Pace;
 use crate::report::{Row, Verdict};
 use crate::server::yaml_str;
@@ -34,33 +35,47 @@ fn cores() -> f64 {
     std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
 }
 
-/// The two twins: (label, mimetype).
-const TWINS: [(&str, &str); 2] = [("opaque", "text/plain"), ("framed", "video/mp2t")];
+/// One twin: its label, the mimetype of its stream and what its feed's first bytes show.
+#[derive(Debug, Clone, Copy)]
+struct Twin {
+    label: &'static str,
+    mimetype: &'static str,
+    looks: FeedLooks,
+}
 
-/// A config with one stamp feed and one direct-relay stream `s` of `mimetype`: a single
-/// stream, so that the feed's hub is framed (or not) by this mimetype alone.
-fn twin_yaml(ctx: &Ctx, rate_bps: u64, mimetype: &str) -> String {
+/// The two twins, the opaque reference first.
+const TWINS: [Twin; 2] = [
+    Twin {
+        label: "opaque",
+        mimetype: "text/plain",
+        looks: FeedLooks::Opaque,
+    },
+    Twin {
+        label: "framed",
+        mimetype: "video/mp2t",
+        looks: FeedLooks::MpegTs,
+    },
+];
+
+/// A config with one stamp feed and one direct-relay stream `s` of the twin's mimetype; the
+/// feed's first bytes decide whether its hub is framed.
+fn twin_yaml(ctx: &Ctx, rate_bps: u64, twin: Twin) -> String {
     format!(
-        "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {}\nstreams:\n  s:\n    feed: f\n    mimetype: {mimetype}\n",
-        yaml_str(&ctx.stamp_cmd(rate_bps))
+        "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {}\nstreams:\n  s:\n    feed: f\n    mimetype: {}\n",
+        yaml_str(&ctx.stamp_cmd(rate_bps, twin.looks)),
+        twin.mimetype
     )
 }
 
 /// Runs the four rows.
 pub async fn run(ctx: &mut Ctx) {
     let mut p99 = Vec::new();
-    for (label, mimetype) in TWINS {
+    for t in TWINS {
+        let (label, mimetype) = (t.label, t.mimetype);
         let name = format!("4 Mbit/s {label} relay ({mimetype})");
         let window = ctx.opts.window;
-        let Some((mut row, w, failed)) = twin(
-            ctx,
-            &name,
-            LATENCY_RATE_BPS,
-            mimetype,
-            LATENCY_CLIENTS,
-            window,
-        )
-        .await
+        let Some((mut row, w, failed)) =
+            twin(ctx, &name, LATENCY_RATE_BPS, t, LATENCY_CLIENTS, window).await
         else {
             continue;
         };
@@ -75,11 +90,12 @@ pub async fn run(ctx: &mut Ctx) {
         ctx.push(row);
     }
     let mut opaque_cpu = None;
-    for (label, mimetype) in TWINS {
+    for t in TWINS {
+        let label = t.label;
         let name = format!("1 Mbit/s × {CPU_CLIENTS} {label} relay: CPU");
         let window = ctx.opts.fanout_window;
         let Some((mut row, w, failed)) =
-            twin(ctx, &name, CPU_RATE_BPS, mimetype, CPU_CLIENTS, window).await
+            twin(ctx, &name, CPU_RATE_BPS, t, CPU_CLIENTS, window).await
         else {
             continue;
         };
@@ -131,7 +147,7 @@ async fn twin(
     ctx: &mut Ctx,
     name: &str,
     rate: u64,
-    mimetype: &str,
+    t: Twin,
     n: usize,
     window: Duration,
 ) -> Option<(Row, Window, u64)> {
@@ -140,13 +156,8 @@ async fn twin(
     } else {
         LATENCY_TARGET
     };
-    let yaml = twin_yaml(ctx, rate, mimetype);
-    let tag = if mimetype.contains("mp2t") {
-        "framed"
-    } else {
-        "opaque"
-    };
-    let mut server = match ctx.start_server(&format!("framing-{tag}-{n}"), &yaml) {
+    let yaml = twin_yaml(ctx, rate, t);
+    let mut server = match ctx.start_server(&format!("framing-{}-{n}", t.label), &yaml) {
         Ok(s) => s,
         Err(e) => {
             ctx.push(server_error("framing", name, target, &e));

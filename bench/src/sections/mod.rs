@@ -10,6 +10,7 @@ pub mod framing;
 pub mod latency;
 pub mod pictures;
 pub mod slow;
+pub mod status;
 pub mod ttfb;
 
 use std::future::Future;
@@ -48,6 +49,8 @@ pub struct Opts {
     pub slow_window: Duration,
     /// Crash-loop run length.
     pub crash_window: Duration,
+    /// The status section's loaded latency window (the `/stat.json` load runs all of it).
+    pub status_window: Duration,
     /// On-demand TTFB tries.
     pub ttfb_tries: usize,
     /// Clients use HTTP/1.0 (close-delimited bodies).
@@ -74,6 +77,16 @@ pub struct Ctx {
     pub tcp_floor_p99: Vec<(u64, u64)>,
 }
 
+/// What a stamping feed's first bytes show the server, which sniffs them to choose the feed's
+/// container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedLooks {
+    /// MPEG-TS from the first byte: the feed is framed (keyframe-less TS).
+    MpegTs,
+    /// A line of text first: no container, the feed is relayed as opaque bytes.
+    Opaque,
+}
+
 /// A section: its id for `--only` and its entry point.
 pub type SectionFn = for<'a> fn(&'a mut Ctx) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
 
@@ -86,6 +99,7 @@ pub const SECTIONS: &[(&str, SectionFn)] = &[
     ("crash", |c| Box::pin(crash::run(c))),
     ("pictures", |c| Box::pin(pictures::run(c))),
     ("framing", |c| Box::pin(framing::run(c))),
+    ("status", |c| Box::pin(status::run(c))),
 ];
 
 impl Ctx {
@@ -102,10 +116,15 @@ impl Ctx {
         self.notes.push(s);
     }
 
-    /// The stamping feed command line at `rate_bps`, quoted for the config.
-    pub fn stamp_cmd(&self, rate_bps: u64) -> String {
+    /// The stamping feed command line at `rate_bps` whose first bytes show `looks`, quoted
+    /// for the config.
+    pub fn stamp_cmd(&self, rate_bps: u64, looks: FeedLooks) -> String {
+        let flag = match looks {
+            FeedLooks::MpegTs => "",
+            FeedLooks::Opaque => " --opaque",
+        };
         format!(
-            "{} --rate-bps {rate_bps}",
+            "{} --rate-bps {rate_bps}{flag}",
             sh_quote(&self.stamp.to_string_lossy())
         )
     }
@@ -126,14 +145,15 @@ impl Ctx {
 
     /// The config with feed `f` (stamp at `rate_bps`), a direct-relay stream `direct` and a
     /// `cat` stream on it (both `video/mp2t`: the server frames them as MPEG-TS), and
-    /// `opaque`, a direct relay of its own feed `g` (the same stamp) whose mimetype the server
-    /// cannot frame (bytes only: a slow client is cut off rather than resynchronised at a
-    /// keyframe). A feed relayed by two streams is framed by the one that names a container,
-    /// so `opaque` needs a feed of its own.
+    /// `opaque`, a direct relay of its own feed `g`, the same stamp with `--opaque` (bytes
+    /// only: a slow client is cut off rather than resynchronised at a keyframe). A feed's
+    /// container is sniffed from its own first bytes, whatever the streams relaying it say,
+    /// so `opaque` needs a feed of its own whose first bytes are no container.
     pub fn relay_yaml(&self, rate_bps: u64) -> String {
-        let stamp = yaml_str(&self.stamp_cmd(rate_bps));
+        let ts = yaml_str(&self.stamp_cmd(rate_bps, FeedLooks::MpegTs));
+        let opaque = yaml_str(&self.stamp_cmd(rate_bps, FeedLooks::Opaque));
         format!(
-            "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {stamp}\n  g:\n    command: {stamp}\nstreams:\n  direct:\n    feed: f\n    mimetype: video/mp2t\n  cat:\n    command: cat\n    feed: f\n    mimetype: video/mp2t\n  opaque:\n    feed: g\n    mimetype: text/plain\n",
+            "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {ts}\n  g:\n    command: {opaque}\nstreams:\n  direct:\n    feed: f\n    mimetype: video/mp2t\n  cat:\n    command: cat\n    feed: f\n    mimetype: video/mp2t\n  opaque:\n    feed: g\n    mimetype: text/plain\n",
         )
     }
 }

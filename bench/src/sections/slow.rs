@@ -1,5 +1,6 @@
-//! Slow clients on an opaque stream (`text/plain`: never framed): 4 fast clients at 4 Mbit/s, then 4 slow ones (10 KB/s, small SO_RCVBUF) join
-//! for 20 s. Targets: the fast clients' p99 ≤ 1 ms; server RSS grows ≤ 2 MiB; each slow client
+//! Slow clients on an opaque stream (its feed's first bytes are text, `voyandz-stamp
+//! --opaque`, so the server frames nothing): 4 fast clients at 4 Mbit/s, then 4 slow ones
+//! (10 KB/s, small SO_RCVBUF) join for 20 s. Targets: the fast clients' p99 ≤ 1 ms; server RSS grows ≤ 2 MiB; each slow client
 //! is cut off ≤ 5 s after it starts falling behind (it falls behind from its first body byte:
 //! it reads 50× slower than the stream).
 //!
@@ -35,7 +36,8 @@ pub async fn run(ctx: &mut Ctx) {
         Err(e) => return ctx.push(server_error("slow", fast_name, "fast p99 ≤ 1 ms", &e)),
     };
     // An opaque stream: the issue-12 rule (cut a client that falls too far behind) applies to
-    // it whatever the server learns about containers; the stamp packets have no keyframes.
+    // it, as its feed shows no container; on a framed one the server would skip a slow client
+    // ahead to a keyframe instead, and the stamp packets have none.
     let req = stream_req(&server, "opaque", ctx.opts.http10);
     let mut fast = Clients::new();
     fast.spawn(&req, Pace::Fast, FAST);

@@ -40,7 +40,7 @@ pub async fn run(ctx: &mut Ctx) {
     }
     let yaml = format!(
         "listenaddr: 127.0.0.1\nstreams:\n  od:\n    command: {}\n    mimetype: video/mp2t\n",
-        crate::server::yaml_str(&ctx.stamp_cmd(RATE_BPS))
+        crate::server::yaml_str(&ctx.stamp_cmd(RATE_BPS, super::FeedLooks::MpegTs))
     );
     let server = match ctx.start_server("ttfb", &yaml) {
         Ok(s) => s,
