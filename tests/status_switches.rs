@@ -1,9 +1,9 @@
 //! The switches and URLs of the status views (issue 17, item 6), through the real binary:
-//! the status page, the status API and the metrics answer at their default paths (the first
-//! two 501 until they are built, never 404), `status:` moves each one or turns it off, upstream's
-//! `pages: {stat: false}` turns all three off, a status path that another page or a stream
-//! already serves is a config error naming both, the home page links to the configured status
-//! page, and `--check` prints the status section, `clients` included.
+//! the status page, the status API and the metrics answer at their default paths, `status:`
+//! moves each one or turns it off, upstream's `pages: {stat: false}` turns all three off, a
+//! status path that another page or a stream already serves is a config error naming both, the
+//! home page links to the configured status page, and `--check` prints the status section,
+//! `clients` included.
 
 mod common;
 
@@ -11,20 +11,18 @@ use std::time::Duration;
 
 use common::{Server, check_yaml};
 
-/// The placeholder answer of every status view until the status page is built.
-const PLACEHOLDER: &str = "the status page arrives with issue 17";
-
 /// Two streams that never run in these tests (only the home page lists them).
 const STREAMS: &str = "streams:\n  cam:\n    command: cat\n    url: /live/cam.ts\n  mic:\n    \
                        command: cat\n";
 
-/// Asserts that each of `paths` answers the placeholder 501.
-fn assert_placeholder(server: &Server, paths: &[&str]) {
+/// Asserts that each of `paths` answers the status page (`tests/status_page.rs` checks what
+/// it shows).
+fn assert_status_page(server: &Server, paths: &[&str]) {
     for path in paths {
         let resp = server.get(path);
-        assert_eq!(resp.status, 501, "GET {path}: {}", resp.text());
+        assert_eq!(resp.status, 200, "GET {path}: {}", resp.text());
         assert!(
-            resp.text().contains(PLACEHOLDER),
+            resp.text().contains("<title>voyandz status</title>"),
             "GET {path}: {}",
             resp.text()
         );
@@ -42,7 +40,8 @@ fn assert_not_found(server: &Server, paths: &[&str]) {
 #[test]
 fn the_status_views_answer_at_their_default_paths() {
     let server = Server::start(STREAMS);
-    assert_placeholder(&server, &["/stat"]);
+    assert_status_page(&server, &["/stat"]);
+    assert_eq!(server.request("HEAD", "/stat").status, 200);
     assert_eq!(server.get("/metrics").status, 200);
     assert_eq!(server.request("HEAD", "/metrics").status, 200);
     assert_not_found(&server, &["/config", "/stat/", "/stats"]);
@@ -56,7 +55,7 @@ fn status_paths_move_the_views_and_false_turns_one_off() {
     );
     let server = Server::start(&yaml);
     // Requests are matched once decoded, as for stream urls.
-    assert_placeholder(&server, &["/status", "/%73tatus"]);
+    assert_status_page(&server, &["/status", "/%73tatus"]);
     assert_not_found(&server, &["/stat", "/stat.json", "/metrics"]);
 }
 
@@ -73,7 +72,7 @@ fn upstream_pages_stat_false_turns_all_three_off() {
     );
     // `pages.stat: true` (every upstream example writes it) keeps the defaults.
     let server = Server::start(&format!("{STREAMS}pages:\n  stat: true\n  config: true\n"));
-    assert_placeholder(&server, &["/stat"]);
+    assert_status_page(&server, &["/stat"]);
     assert_eq!(server.get("/metrics").status, 200);
     assert_eq!(server.get("/config").status, 200);
 }
@@ -94,7 +93,7 @@ fn the_home_page_links_to_the_configured_status_page() {
             assert!(html.contains(&format!("<a href=\"{stream}\">")), "{html}");
         }
         // The link leads to the page (a browser un-escapes `&amp;` before requesting).
-        assert_placeholder(&server, &[&href.replace("&amp;", "&")]);
+        assert_status_page(&server, &[&href.replace("&amp;", "&")]);
     }
 }
 

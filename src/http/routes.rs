@@ -2,9 +2,9 @@
 //!
 //! Streams are served at `/stream/<name>` and at their `url`; `/` lists them (when the home
 //! page is on), `/config` shows the final configuration (when enabled), and the status page,
-//! API and metrics answer at their configured paths (501 until they are built). Unknown paths get
-//! 404, methods other than GET and HEAD 405, and a stream whose command cannot start 502 with a
-//! short text saying why, rather than a hanging client or an empty 200.
+//! API and metrics answer at their configured paths. Unknown paths get 404, methods other
+//! than GET and HEAD 405, and a stream whose command cannot start 502 with a short text saying
+//! why, rather than a hanging client or an empty 200.
 //!
 //! Routes see the decoded path ([`url`]); a path that does not decode is 400. HEAD runs what
 //! GET runs and drops the body, so the two always agree on status and headers. Every error
@@ -171,10 +171,13 @@ impl Routes {
                     .expect("static headers are valid")
             }
             Some(Page::StatusApi) => self.status_api(&snapshot),
-            Some(Page::Status) => text(
-                StatusCode::NOT_IMPLEMENTED,
-                "the status page arrives with issue 17\n",
-            ),
+            Some(Page::Status) => Response::builder()
+                .header(header::CONTENT_TYPE, crate::status::page::MIMETYPE)
+                .header(header::CACHE_CONTROL, "no-cache, no-store")
+                .body(Either::Left(Full::new(Bytes::from(
+                    crate::status::page::render(&snapshot, &self.facts),
+                ))))
+                .expect("static headers are valid"),
             None => text(StatusCode::NOT_FOUND, "no such stream or page\n"),
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod page;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
