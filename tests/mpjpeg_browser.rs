@@ -8,13 +8,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Server, StreamReader, gray_pixels, run_bounded, video_size};
+use common::{
+    CHROMIUM_TIMEOUT, Server, StreamReader, chromium, gray_pixels, run_bounded, video_size,
+};
 
 /// Raw MJPEG, 320x240 at 10 fps, paced like a camera.
 const MJPEG_COMMAND: &str = "ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=10 -c:v mjpeg -q:v 5 -f mjpeg -flush_packets 1 -";
@@ -24,8 +25,6 @@ const BOUNDARY: &[u8] = b"--voyandz";
 /// The browser's window; the picture (320x240) sits in its top-left corner.
 const WINDOW: (usize, usize) = (400, 300);
 const PICTURE: (usize, usize) = (320, 240);
-/// Bound for one Chromium run (it normally takes 1-3 s).
-const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
     haystack
@@ -148,25 +147,12 @@ fn multipart_mimetype_over_raw_mjpeg_is_served_as_multipart() {
 /// One headless Chromium run on `page`: its screenshot as gray pixels of the whole window.
 fn chromium_screenshot(dir: &Path, page: &Path, name: &str) -> Vec<u8> {
     let shot = dir.join(format!("{name}.png"));
-    let profile = dir.join(format!("{name}-profile"));
     let out = run_bounded(
-        Command::new("/usr/bin/chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--virtual-time-budget=1000",
-            ])
+        chromium(dir, name)
+            .arg("--virtual-time-budget=1000")
             .arg(format!("--window-size={},{}", WINDOW.0, WINDOW.1))
-            .arg(format!("--user-data-dir={}", profile.display()))
             .arg(format!("--screenshot={}", shot.display()))
-            .arg(format!("file://{}", page.display()))
-            .env("HOME", dir),
+            .arg(format!("file://{}", page.display())),
         None,
         CHROMIUM_TIMEOUT,
     );

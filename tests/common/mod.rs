@@ -1320,3 +1320,34 @@ pub fn running_stream(
 pub fn get_at(port: u16, path: &str) -> Option<Response> {
     try_request(port, "GET", path, SHORT_RESPONSE_TIMEOUT)
 }
+
+// ---------------------------------------------------------------------------------------
+// Headless Chromium (issue 13's MPJPEG test and issue 17's status page)
+// ---------------------------------------------------------------------------------------
+
+/// Bound for one Chromium run (it normally takes 1-3 s).
+pub const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A headless Chromium (`/usr/bin/chromium`, installed by the setup script) with a profile
+/// of its own in `dir` (named after `name`), HOME there, and nothing that reaches out to
+/// the network by itself; the caller adds what to do (`--screenshot`, `--dump-dom`, ...)
+/// and the URL.
+pub fn chromium(dir: &Path, name: &str) -> Command {
+    let mut cmd = Command::new("/usr/bin/chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!(
+        "--user-data-dir={}",
+        dir.join(format!("{name}-profile")).display()
+    ))
+    .env("HOME", dir);
+    cmd
+}
