@@ -172,7 +172,7 @@ fn container(stream: &StreamView) -> Markup {
         Some(framing) => html! {
             (format!("{:?}", framing.container))
             @if framing.audio_only { ", audio only" }
-            ", header " (bytes(framing.header_bytes as u64))
+            @if framing.header_bytes > 0 { ", header " (bytes(framing.header_bytes as u64)) }
             @if let Some(interval) = framing.keyframe_interval_ms {
                 ", keyframes every " (duration_ms(interval))
             }
