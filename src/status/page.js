@@ -20,19 +20,10 @@
   }
   // RFC 3339 in the server's own offset: its local time, as the page shows it.
   function time(t) { return t ? t.slice(0, 19).replace("T", " ") : "-"; }
-  function exit(e) {
-    if (!e) return "-";
-    var tail = function (what, t) { return t ? what + ": " + t : what; };
-    switch (e.kind) {
-      case "spawn": return "cannot run " + e.command + ": " + e.error;
-      case "status": return tail("exit status: " + e.code, e.stderr_tail);
-      case "signal": return tail(e.status, e.stderr_tail);
-      case "input_ended": return "reached the end of " + e.what;
-      default: return e.action + ": " + e.error;
-    }
-  }
   var formats = {
-    time: time, started_at: time, last_exit: exit,
+    time: time, started_at: time,
+    // The API gives the line the log prints (and the page shows) with the exit's fields.
+    last_exit: function (e) { return e ? e.message : "-"; },
     uptime_ms: function (v) { return v == null ? "-" : duration(v); },
     duration_ms: duration, bytes_in: bytes, bytes_out: bytes, bytes_sent: bytes,
     bitrate_bps: function (v) { return Math.round(v / 1000) + " kbit/s"; },
