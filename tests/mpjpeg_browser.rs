@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    CHROMIUM_TIMEOUT, Server, StreamReader, chromium, gray_pixels, run_bounded, video_size,
-};
+use common::{Server, StreamReader, chromium_screenshot, video_size};
 
 /// Raw MJPEG, 320x240 at 10 fps, paced like a camera.
 const MJPEG_COMMAND: &str = "ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=10 -c:v mjpeg -q:v 5 -f mjpeg -flush_packets 1 -";
@@ -145,26 +143,11 @@ fn multipart_mimetype_over_raw_mjpeg_is_served_as_multipart() {
 }
 
 /// One headless Chromium run on `page`: its screenshot as gray pixels of the whole window.
-fn chromium_screenshot(dir: &Path, page: &Path, name: &str) -> Vec<u8> {
+fn screenshot(dir: &Path, page: &Path, name: &str) -> Vec<u8> {
     let shot = dir.join(format!("{name}.png"));
-    let out = run_bounded(
-        chromium(dir, name)
-            .arg("--virtual-time-budget=1000")
-            .arg(format!("--window-size={},{}", WINDOW.0, WINDOW.1))
-            .arg(format!("--screenshot={}", shot.display()))
-            .arg(format!("file://{}", page.display())),
-        None,
-        CHROMIUM_TIMEOUT,
-    );
-    assert!(
-        out.status.success() && shot.exists(),
-        "chromium failed ({:?}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pixels = gray_pixels(&shot);
-    assert_eq!(pixels.len(), WINDOW.0 * WINDOW.1, "screenshot size");
-    pixels
+    let url = format!("file://{}", page.display());
+    let budget = ["--virtual-time-budget=1000"];
+    chromium_screenshot(dir, name, &url, WINDOW, &shot, &budget)
 }
 
 /// The picture's corner of a window screenshot.
@@ -216,10 +199,10 @@ fn chromium_renders_the_moving_picture_in_an_img() {
     )
     .expect("write the page");
 
-    let first = chromium_screenshot(server.dir(), &page, "first");
+    let first = screenshot(server.dir(), &page, "first");
     // A second apart: 10 pictures later at 10 fps.
     thread::sleep(Duration::from_secs(1));
-    let second = chromium_screenshot(server.dir(), &page, "second");
+    let second = screenshot(server.dir(), &page, "second");
     stop.store(true, Ordering::Relaxed);
     keeper.join().expect("keeper");
 

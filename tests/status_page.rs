@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
 use common::{
-    CHROMIUM_TIMEOUT, Keeper, START_TIMEOUT, Server, chromium, gray_pixels, run_bounded, wait_until,
+    CHROMIUM_TIMEOUT, Keeper, START_TIMEOUT, Server, chromium, chromium_screenshot, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -413,23 +413,9 @@ fn a_screenshot_of_the_page() {
         }
         _ => server.dir().join("status-page.png"),
     };
-    let out = run_bounded(
-        chromium(server.dir(), "screenshot")
-            .arg("--hide-scrollbars")
-            .arg(format!("--window-size={},{}", WINDOW.0, WINDOW.1))
-            .arg(format!("--screenshot={}", shot.display()))
-            .arg(server.url("/stat")),
-        None,
-        CHROMIUM_TIMEOUT,
-    );
-    assert!(
-        out.status.success() && shot.exists(),
-        "chromium failed ({:?}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pixels = gray_pixels(&shot);
-    assert_eq!(pixels.len(), WINDOW.0 * WINDOW.1, "screenshot size");
+    let url = server.url("/stat");
+    let options = ["--hide-scrollbars"];
+    let pixels = chromium_screenshot(server.dir(), "screenshot", &url, WINDOW, &shot, &options);
     let dark = pixels.iter().filter(|&&p| p < 128).count();
     assert!(
         dark > pixels.len() / 200 && dark < pixels.len() / 2,

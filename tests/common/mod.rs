@@ -1351,3 +1351,34 @@ pub fn chromium(dir: &Path, name: &str) -> Command {
     .env("HOME", dir);
     cmd
 }
+
+/// A headless Chromium screenshot of `url` in a window of `window` (width, height) pixels,
+/// written to `shot`, with `options` (`--virtual-time-budget=...`) added: the gray pixels of
+/// the whole window.
+pub fn chromium_screenshot(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    window: (usize, usize),
+    shot: &Path,
+    options: &[&str],
+) -> Vec<u8> {
+    let out = run_bounded(
+        chromium(dir, name)
+            .args(options)
+            .arg(format!("--window-size={},{}", window.0, window.1))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(url),
+        None,
+        CHROMIUM_TIMEOUT,
+    );
+    assert!(
+        out.status.success() && shot.exists(),
+        "chromium failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pixels = gray_pixels(shot);
+    assert_eq!(pixels.len(), window.0 * window.1, "screenshot size");
+    pixels
+}
