@@ -11,8 +11,6 @@
 //! maud escapes every value, so names and user agents holding HTML show as text. This module
 //! renders; it does not gather the view ([`super`]) nor route (`http::routes`).
 
-use std::time::Duration;
-
 use chrono::{DateTime, Local};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -259,7 +257,10 @@ fn mode(mode: Mode) -> String {
     match mode {
         Mode::OnDemand => "on-demand".into(),
         Mode::Continuous => "continuous".into(),
-        Mode::Timeout(linger) => format!("timeout {}", duration_ms(millis(linger))),
+        Mode::Timeout(linger) => {
+            let ms = u64::try_from(linger.as_millis()).unwrap_or(u64::MAX);
+            format!("timeout {}", duration_ms(ms))
+        }
     }
 }
 
@@ -270,10 +271,6 @@ fn optional(value: Option<impl ToString>) -> String {
 /// Local time to the second, as the log writes it.
 fn time(at: DateTime<Local>) -> String {
     at.format("%Y-%m-%d %H:%M:%S").to_string()
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `850 ms`, `12.3 s`, `5m 07s`, `3h 02m`, `2d 04h`: two units at most, enough to see
@@ -313,6 +310,42 @@ fn bit_rate(bps: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::RunStats;
+
+    fn stream(name: &str, mimetype: &str, url: Option<&str>) -> StreamView {
+        StreamView {
+            run: RunStats::default().view(name, 0, 0),
+            feed: None,
+            paths: std::iter::once(format!("/stream/{name}"))
+                .chain(url.map(str::to_string))
+                .collect(),
+            mimetype: mimetype.to_string(),
+            client: "shared",
+            clients: 0,
+            framing: None,
+        }
+    }
+
+    #[test]
+    fn links_are_encoded_escaped_and_only_where_they_answer() {
+        let video = stream("<a&\"", "video/mp2t", Some("/x/<b>"));
+        let html = links(&video, Some(StreamKind::Stream)).into_string();
+        assert_eq!(
+            html,
+            "<a href=\"/stream/%3Ca&amp;%22\">/stream/&lt;a&amp;&quot;</a> \
+             <a href=\"/x/%3Cb%3E\">/x/&lt;b&gt;</a> \
+             <a href=\"/stream/%3Ca&amp;%22?header&amp;keyframe\">?header&amp;keyframe</a> \
+             <a href=\"/stream/%3Ca&amp;%22?keyframe=last\">?keyframe=last</a> \
+             <a href=\"/stream/%3Ca&amp;%22/pic\">/pic</a>"
+        );
+        let audio = links(&stream("mp3", "audio/mpeg", None), Some(StreamKind::Stream));
+        assert!(!audio.into_string().contains("/pic"));
+        let shot = links(&stream("shot", "image/png", None), Some(StreamKind::Shot));
+        assert_eq!(
+            shot.into_string(),
+            "<a href=\"/stream/shot\">/stream/shot</a> "
+        );
+    }
 
     #[test]
     fn units_are_human() {
