@@ -119,6 +119,7 @@ fn streams(view: &StatusView, config: &Config) -> Markup {
         div.scroll { table { thead { tr {
             th { "Stream" } th { "Links" } th { "Feed" } th { "Mode" } th { "Client" }
             th { "Mimetype" } th { "Container" } (run_headings()) th { "Clients" }
+            th { "Skips" } th { "Cut" } th { "Pictures" } th { "Decodes" }
         } } tbody {
             @for stream in &view.state.streams {
                 @let stream_config = config.streams.get(&stream.run.name);
@@ -132,6 +133,10 @@ fn streams(view: &StatusView, config: &Config) -> Markup {
                     td { (container(stream)) }
                     (run_cells(&stream.run))
                     td.num data-field="clients" { (stream.clients) }
+                    td.num data-field="skips" { (stream.skips) }
+                    td.num data-field="clients_cut" { (stream.clients_cut) }
+                    td.num data-field="screenshot_requests" { (stream.screenshot_requests) }
+                    td.num data-field="screenshot_decodes" { (stream.screenshot_decodes) }
                 }
             }
         } } }
@@ -322,6 +327,10 @@ mod tests {
             mimetype: mimetype.to_string(),
             client: "shared",
             clients: 0,
+            skips: 0,
+            clients_cut: 0,
+            screenshot_requests: 0,
+            screenshot_decodes: 0,
             framing: None,
         }
     }
