@@ -18,7 +18,7 @@ use super::{ServerFacts, StatusView};
 use crate::config::{Config, Mode, StreamKind};
 use crate::http::url::encode_path;
 use crate::registry::Snapshot;
-use crate::stats::{ClientView, RunView, State, StreamView};
+use crate::stats::{ClientView, RunView, StreamView};
 
 /// The page's `Content-Type`.
 pub const MIMETYPE: &str = "text/html; charset=utf-8";
@@ -193,7 +193,7 @@ fn run_headings() -> Markup {
 /// The cells of a feed's or stream's run; those that change carry the API's field name.
 fn run_cells(run: &RunView) -> Markup {
     html! {
-        td data-field="state" class={ "state " (state_name(run.state)) } { (state(run)) }
+        td data-field="state" class={ "state " (run.state.name()) } { (state(run)) }
         td.num data-field="pid" { (optional(run.pid)) }
         td data-field="started_at" { (run.started_at.map(time).unwrap_or_else(|| "-".into())) }
         td data-field="uptime_ms" { (run.uptime_ms.map(duration_ms).unwrap_or_else(|| "-".into())) }
@@ -237,24 +237,10 @@ fn client_row(client: &ClientView) -> Markup {
     }
 }
 
-/// The state as the API names it (the script sets the same class).
-fn state_name(state: State) -> &'static str {
-    match state {
-        State::Idle => "idle",
-        State::Starting => "starting",
-        State::Running => "running",
-        State::Lingering => "lingering",
-        State::Restarting => "restarting",
-        State::Failed => "failed",
-        State::Stopped => "stopped",
-        State::Ended => "ended",
-    }
-}
-
 fn state(run: &RunView) -> String {
     match run.retry_in_ms {
-        Some(ms) => format!("{} (retry in {})", state_name(run.state), duration_ms(ms)),
-        None => state_name(run.state).to_string(),
+        Some(ms) => format!("{} (retry in {})", run.state.name(), duration_ms(ms)),
+        None => run.state.name().to_string(),
     }
 }
 
