@@ -32,6 +32,7 @@ demo: setup build
 	@echo "  $(DEMO_BASE)/stream/mjpeg     MJPEG for a browser <img> (open it in a browser)"
 	@echo "  $(DEMO_BASE)/stream/mp3       MP3 audio                 (browser, ffplay, mpv)"
 	@echo "  $(DEMO_BASE)/stream/shot      one PNG frame             (curl -o shot.png ...)"
+	@echo "  $(DEMO_BASE)/stat             the status page           (a browser; /stat.json, /metrics)"
 	@echo "  e.g.: ffplay -fflags nobuffer -flags low_delay $(DEMO_BASE)/stream/ts"
 	@echo
 	exec target/release/voyandz -f $(DEMO_CONFIG)
