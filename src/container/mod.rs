@@ -66,6 +66,26 @@ pub enum Container {
     Opaque,
 }
 
+/// The name people know the container by (the status page's; the API uses the snake_case
+/// variant names).
+impl std::fmt::Display for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Container::MpegTs => "MPEG-TS",
+            Container::Matroska => "Matroska/WebM",
+            Container::FragmentedMp4 => "fragmented MP4",
+            Container::Flv => "FLV",
+            Container::Mpjpeg => "MPJPEG",
+            Container::Mjpeg => "MJPEG",
+            Container::Mp3 => "MP3",
+            Container::Adts => "ADTS AAC",
+            Container::Ogg => "Ogg",
+            Container::Wav => "WAV",
+            Container::Opaque => "opaque",
+        })
+    }
+}
+
 impl Container {
     /// Whether a decoder must get the header before any unit. Matroska, MP4 and FLV name
     /// their tracks and codec setup only there, Ogg's header pages set up the codec, and

@@ -11,14 +11,16 @@
 //! maud escapes every value, so names and user agents holding HTML show as text. This module
 //! renders; it does not gather the view ([`super`]) nor route (`http::routes`).
 
-use chrono::{DateTime, Local};
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Local, Timelike};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::{ServerFacts, StatusView};
 use crate::config::{Config, Mode, StreamKind};
 use crate::http::url::encode_path;
 use crate::registry::Snapshot;
-use crate::stats::{ClientView, RunView, StreamView};
+use crate::stats::{RunView, StreamView};
 
 /// The page's `Content-Type`.
 pub const MIMETYPE: &str = "text/html; charset=utf-8";
@@ -173,7 +175,7 @@ fn container(stream: &StreamView) -> Markup {
     match &stream.framing {
         None => html! { "-" },
         Some(framing) => html! {
-            (format!("{:?}", framing.container))
+            (framing.container)
             @if framing.audio_only { ", audio only" }
             @if framing.header_bytes > 0 { ", header " (bytes(framing.header_bytes as u64)) }
             @if let Some(interval) = framing.keyframe_interval_ms {
@@ -195,8 +197,8 @@ fn run_cells(run: &RunView) -> Markup {
     html! {
         td data-field="state" class={ "state " (run.state.name()) } { (state(run)) }
         td.num data-field="pid" { (optional(run.pid)) }
-        td data-field="started_at" { (run.started_at.map(time).unwrap_or_else(|| "-".into())) }
-        td data-field="uptime_ms" { (run.uptime_ms.map(duration_ms).unwrap_or_else(|| "-".into())) }
+        td data-field="started_at" { (optional(run.started_at.map(time))) }
+        td data-field="uptime_ms" { (optional(run.uptime_ms.map(duration_ms))) }
         td.num data-field="restarts" { (run.restarts) }
         td.exit data-field="last_exit" { (optional(run.last_exit.as_ref())) }
         td.num data-field="bytes_in" { (bytes(run.bytes_in)) }
@@ -215,25 +217,23 @@ fn clients(view: &StatusView) -> Markup {
             th { "Id" } th { "Peer" } th { "Stream" } th { "Join" } th { "User agent" }
             th { "Since" } th { "For" } th { "Sent" } th { "Skips" }
         } } tbody {
-            @for client in &view.state.clients { (client_row(client)) }
+            // Inline, not a partial: a row rendered into a String of its own and copied is an
+            // allocation per client, and a page lists a thousand.
+            @for client in &view.state.clients {
+                tr data-list="clients" data-name=(client.id) {
+                    td.num { (client.id) }
+                    td { (client.peer) }
+                    td { (client.stream) }
+                    td { (format!("{:?}", client.join)) }
+                    td { (client.user_agent) }
+                    td { (time(client.started_at)) }
+                    td data-field="duration_ms" { (duration_ms(client.duration_ms)) }
+                    td.num data-field="bytes_sent" { (bytes(client.bytes_sent)) }
+                    td.num data-field="skips" { (client.skips) }
+                }
+            }
         } } }
         @if view.state.clients.is_empty() { p { "none connected" } }
-    }
-}
-
-fn client_row(client: &ClientView) -> Markup {
-    html! {
-        tr data-list="clients" data-name=(client.id) {
-            td.num { (client.id) }
-            td { (client.peer) }
-            td { (client.stream) }
-            td { (format!("{:?}", client.join)) }
-            td { (client.user_agent) }
-            td { (time(client.started_at)) }
-            td data-field="duration_ms" { (duration_ms(client.duration_ms)) }
-            td.num data-field="bytes_sent" { (bytes(client.bytes_sent)) }
-            td.num data-field="skips" { (client.skips) }
-        }
     }
 }
 
@@ -260,37 +260,77 @@ fn optional(value: Option<impl ToString>) -> String {
 }
 
 /// Local time to the second, as the log writes it.
-fn time(at: DateTime<Local>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S").to_string()
+fn time(at: DateTime<Local>) -> LocalTime {
+    LocalTime(at)
+}
+
+/// A local time written field by field: chrono's `format` parses its pattern and allocates
+/// on every call, a thousand times a page.
+struct LocalTime(DateTime<Local>);
+
+impl fmt::Display for LocalTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = &self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            at.year(),
+            at.month(),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        )
+    }
 }
 
 /// `850 ms`, `12.3 s`, `5m 07s`, `3h 02m`, `2d 04h`: two units at most, enough to see
 /// that something moves.
-fn duration_ms(ms: u64) -> String {
-    let seconds = ms / 1000;
-    let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
-    match ms {
-        0..1000 => format!("{ms} ms"),
-        1000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        _ if hours == 0 => format!("{minutes}m {:02}s", seconds % 60),
-        _ if days == 0 => format!("{hours}h {:02}m", minutes % 60),
-        _ => format!("{days}d {:02}h", hours % 24),
+fn duration_ms(ms: u64) -> DurationMs {
+    DurationMs(ms)
+}
+
+/// A duration in milliseconds, written as [`duration_ms`] says (no allocation).
+struct DurationMs(u64);
+
+impl fmt::Display for DurationMs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        let seconds = ms / 1000;
+        let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
+        match ms {
+            0..1000 => write!(f, "{ms} ms"),
+            1000..60_000 => write!(f, "{:.1} s", ms as f64 / 1000.0),
+            _ if hours == 0 => write!(f, "{minutes}m {:02}s", seconds % 60),
+            _ if days == 0 => write!(f, "{hours}h {:02}m", minutes % 60),
+            _ => write!(f, "{days}d {:02}h", hours % 24),
+        }
     }
 }
 
 /// Bytes in binary units: `512 B`, `1.5 KiB`, `12.0 MiB`.
-fn bytes(count: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if count < 1024 {
-        return format!("{count} B");
+fn bytes(count: u64) -> ByteCount {
+    ByteCount(count)
+}
+
+/// A byte count, written as [`bytes`] says (no allocation).
+struct ByteCount(u64);
+
+impl fmt::Display for ByteCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+        let count = self.0;
+        if count < 1024 {
+            return write!(f, "{count} B");
+        }
+        let mut value = count as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{value:.1} {}", UNITS[unit])
     }
-    let mut value = count as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// A bit rate in kbit/s, the unit encoders are set in.
@@ -344,15 +384,18 @@ mod tests {
 
     #[test]
     fn units_are_human() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(12 * 1024 * 1024), "12.0 MiB");
+        assert_eq!(bytes(0).to_string(), "0 B");
+        assert_eq!(bytes(1536).to_string(), "1.5 KiB");
+        assert_eq!(bytes(12 * 1024 * 1024).to_string(), "12.0 MiB");
         assert_eq!(bit_rate(4_000_400), "4000 kbit/s");
         assert_eq!(bit_rate(499), "0 kbit/s");
-        assert_eq!(duration_ms(850), "850 ms");
-        assert_eq!(duration_ms(12_345), "12.3 s");
-        assert_eq!(duration_ms(307_000), "5m 07s");
-        assert_eq!(duration_ms(3 * 3_600_000 + 120_000), "3h 02m");
-        assert_eq!(duration_ms(2 * 86_400_000 + 4 * 3_600_000), "2d 04h");
+        assert_eq!(duration_ms(850).to_string(), "850 ms");
+        assert_eq!(duration_ms(12_345).to_string(), "12.3 s");
+        assert_eq!(duration_ms(307_000).to_string(), "5m 07s");
+        assert_eq!(duration_ms(3 * 3_600_000 + 120_000).to_string(), "3h 02m");
+        assert_eq!(
+            duration_ms(2 * 86_400_000 + 4 * 3_600_000).to_string(),
+            "2d 04h"
+        );
     }
 }
