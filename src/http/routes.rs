@@ -160,24 +160,9 @@ impl Routes {
                 StatusCode::OK,
                 crate::config::render_yaml(&snapshot.config).as_str(),
             ),
-            Some(Page::Metrics) => {
-                let format = Format::negotiate(accept);
-                let view = StatusView::take(&snapshot, &self.facts);
-                let body = metrics::render(&view, &self.traffic.view(), format);
-                Response::builder()
-                    .header(header::CONTENT_TYPE, format.content_type())
-                    .header(header::CACHE_CONTROL, "no-cache, no-store")
-                    .body(Either::Left(Full::new(Bytes::from(body))))
-                    .expect("static headers are valid")
+            Some(page @ (Page::Status | Page::StatusApi | Page::Metrics)) => {
+                self.status(page, snapshot, accept).await
             }
-            Some(Page::StatusApi) => self.status_api(&snapshot),
-            Some(Page::Status) => Response::builder()
-                .header(header::CONTENT_TYPE, crate::status::page::MIMETYPE)
-                .header(header::CACHE_CONTROL, "no-cache, no-store")
-                .body(Either::Left(Full::new(Bytes::from(
-                    crate::status::page::render(&snapshot, &self.facts),
-                ))))
-                .expect("static headers are valid"),
             None => text(StatusCode::NOT_FOUND, "no such stream or page\n"),
         }
     }
@@ -251,16 +236,46 @@ impl Routes {
 
 impl Routes {
     /// `/stat.json`: never cached, as every answer is a new moment.
-    fn status_api(&self, snapshot: &Snapshot) -> Response<ResponseBody> {
-        let view = StatusView::take(snapshot, &self.facts);
-        match api::render(&view) {
-            Ok(json) => Response::builder()
-                .header(header::CONTENT_TYPE, api::MIMETYPE)
-                .header(header::CACHE_CONTROL, "no-store")
-                .body(Either::Left(Full::new(json)))
+    /// The status page, API or metrics. Rendering a thousand clients' rows takes
+    /// milliseconds of CPU: that runs on a blocking thread, off the runtime's workers, where
+    /// every moment taken is a stream's latency.
+    async fn status(
+        &self,
+        page: Page,
+        snapshot: Arc<Snapshot>,
+        accept: Option<&str>,
+    ) -> Response<ResponseBody> {
+        let facts = self.facts.clone();
+        let traffic = self.traffic.view();
+        let format = Format::negotiate(accept);
+        let rendered = tokio::task::spawn_blocking(move || {
+            let view = StatusView::take(&snapshot, &facts);
+            match page {
+                Page::Status => Ok((
+                    crate::status::page::MIMETYPE,
+                    "no-cache, no-store",
+                    Bytes::from(crate::status::page::render(&view, &snapshot.config)),
+                )),
+                Page::StatusApi => api::render(&view)
+                    .map(|json| (api::MIMETYPE, "no-store", json))
+                    .map_err(|error| error.to_string()),
+                _ => Ok((
+                    format.content_type(),
+                    "no-cache, no-store",
+                    Bytes::from(metrics::render(&view, &traffic, format)),
+                )),
+            }
+        })
+        .await
+        .unwrap_or_else(|error| Err(format!("rendering failed: {error}")));
+        match rendered {
+            Ok((content_type, cache, body)) => Response::builder()
+                .header(header::CONTENT_TYPE, content_type)
+                .header(header::CACHE_CONTROL, cache)
+                .body(Either::Left(Full::new(body)))
                 .expect("static headers are valid"),
             Err(error) => {
-                tracing::error!(%error, "status API failed");
+                tracing::error!(%error, ?page, "status view failed");
                 text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"))
             }
         }

@@ -16,10 +16,9 @@ use std::fmt;
 use chrono::{DateTime, Datelike, Local, Timelike};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::{ServerFacts, StatusView};
+use super::StatusView;
 use crate::config::{Config, Mode, StreamKind};
 use crate::http::url::encode_path;
-use crate::registry::Snapshot;
 use crate::stats::{RunView, StreamView};
 
 /// The page's `Content-Type`.
@@ -30,10 +29,9 @@ const STYLE: &str = include_str!("page.css");
 /// The refresh script: it reads the API path from `data-api` on `<body>`.
 const SCRIPT: &str = include_str!("page.js");
 
-/// The status page of `snapshot` now.
-pub fn render(snapshot: &Snapshot, facts: &ServerFacts) -> String {
-    let view = StatusView::take(snapshot, facts);
-    page(&view, &snapshot.config).into_string()
+/// The status page of `view`, under the configuration it was taken from.
+pub fn render(view: &StatusView, config: &Config) -> String {
+    page(view, config).into_string()
 }
 
 fn page(view: &StatusView, config: &Config) -> Markup {
