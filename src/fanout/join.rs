@@ -31,6 +31,20 @@ pub enum Join {
     LastKeyframe,
 }
 
+/// The policy as the status API spells it (`live`, `plain`, `header`, `keyframe`,
+/// `last_keyframe`).
+impl std::fmt::Display for Join {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Join::Live => "live",
+            Join::Plain => "plain",
+            Join::Header => "header",
+            Join::Keyframe => "keyframe",
+            Join::LastKeyframe => "last_keyframe",
+        })
+    }
+}
+
 /// A query parameter with a value voyandz does not understand (answered with 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad value {value:?} for URL parameter {name:?} (expected {expected})")]
@@ -159,6 +173,20 @@ pub fn parameters<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_join_is_named_as_the_api_spells_it() {
+        for join in [
+            Join::Live,
+            Join::Plain,
+            Join::Header,
+            Join::Keyframe,
+            Join::LastKeyframe,
+        ] {
+            let api = serde_json::to_string(&join).expect("serialisable");
+            assert_eq!(api, format!("\"{join}\""));
+        }
+    }
 
     #[test]
     fn parameters_choose_the_join() {

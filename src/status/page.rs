@@ -222,7 +222,7 @@ fn clients(view: &StatusView) -> Markup {
                     td.num { (client.id) }
                     td { (client.peer) }
                     td { (client.stream) }
-                    td { (format!("{:?}", client.join)) }
+                    td { (client.join) }
                     td { (client.user_agent) }
                     td { (time(client.started_at)) }
                     td data-field="duration_ms" { (duration_ms(client.duration_ms)) }
