@@ -138,10 +138,10 @@ fn head_sends_no_body_and_keeps_no_stream_running() {
     // The HEAD started the stream (as GET would, to know its status) and let it go with
     // its answer.
     assert!(
-        server
-            .log_lines()
-            .iter()
-            .any(|l| l.contains(" started pid=") && l.contains("stream=s")),
+        server.wait_log_line(
+            |l| l.contains(" started pid=") && l.contains("stream=s"),
+            LOG_WAIT
+        ),
         "{}",
         server.log_text()
     );

@@ -175,10 +175,10 @@ fn idle_on_demand_feed_is_started_for_a_picture() {
     let jpeg = picture(&server, "/stream/cam/pic", "image/jpeg", (200, 150));
     assert!(!jpeg.is_empty());
     assert!(
-        server
-            .log_lines()
-            .iter()
-            .any(|l| l.contains(" started pid=") && l.contains("feed=cam")),
+        server.wait_log_line(
+            |l| l.contains(" started pid=") && l.contains("feed=cam"),
+            Duration::from_secs(5)
+        ),
         "the picture request started the feed; log:\n{}",
         server.log_text()
     );

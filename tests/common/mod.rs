@@ -204,10 +204,14 @@ impl Server {
 
     /// Waits until some log line contains `needle`; false at the deadline.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        wait_until(
-            || self.log_lines().iter().any(|l| l.contains(needle)),
-            timeout,
-        )
+        self.wait_log_line(|l| l.contains(needle), timeout)
+    }
+
+    /// Waits until some log line satisfies `wanted`; false at the deadline. The daemon's
+    /// stderr is read on another thread, so a line it wrote before answering may not be
+    /// here yet when the answer is.
+    pub fn wait_log_line(&self, mut wanted: impl FnMut(&str) -> bool, timeout: Duration) -> bool {
+        wait_until(|| self.log_lines().iter().any(|l| wanted(l)), timeout)
     }
 
     /// The daemon's pid.
