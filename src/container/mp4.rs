@@ -107,7 +107,7 @@ impl Parser {
         }
     }
 
-    /// Bytes held for a box being collected (bounded by [`MOOV_MAX_BYTES`]).
+    /// Bytes held for a box being collected (bounded by `MOOV_MAX_BYTES`).
     pub fn buffered(&self) -> usize {
         self.collect.len() + self.ftyp.len()
     }

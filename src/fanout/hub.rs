@@ -51,7 +51,7 @@ pub const RESUME_KEYFRAME_AGE_MAX: Duration = Duration::from_secs(1);
 
 /// The longest a joining client waits for a keyframe or boundary before it starts live anyway
 /// (longer than any sane GOP); the run's own pace usually ends the wait much sooner (see
-/// [`Framing::give_up_at`]).
+/// `Framing::give_up_at`).
 pub const JOIN_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// What a subscriber sees next.

@@ -311,7 +311,7 @@ fn bytes(count: u64) -> ByteCount {
     ByteCount(count)
 }
 
-/// A byte count, written as [`bytes`] says (no allocation).
+/// A byte count, written as [`bytes()`] says (no allocation).
 struct ByteCount(u64);
 
 impl fmt::Display for ByteCount {
