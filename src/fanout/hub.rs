@@ -475,6 +475,11 @@ impl Hub {
         subscriber
     }
 
+    /// The number of subscribers now.
+    pub fn subscribers(&self) -> usize {
+        *self.demand.borrow()
+    }
+
     /// The number of subscribers, updated as they come and go.
     pub fn demand(&self) -> watch::Receiver<usize> {
         self.demand.subscribe()

@@ -2,6 +2,7 @@
 //!
 //! [`hub::Hub`] holds the last moments of a feed's or stream's output as shared `Bytes`;
 //! each client or downstream command reads it through its own [`hub::Subscriber`] cursor.
+//! [`moderation`] coalesces deliveries under load, the way a network card moderates interrupts.
 //! [`parse`] runs the container parser of a hub's runs outside the hub's lock.
 //! [`pipe`] writes a subscription into a child's stdin (a stream fed by a feed, feed chains).
 
@@ -10,5 +11,6 @@ mod fault;
 pub mod framing;
 pub mod hub;
 pub mod join;
+pub mod moderation;
 pub mod parse;
 pub mod pipe;

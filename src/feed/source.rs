@@ -1,18 +1,21 @@
 //! The read loop: a child's stdout, a file or a named pipe → `Bytes` chunks into a hub.
 //!
 //! Each read is published at once, whatever its size: the main imperative is latency, so no
-//! stage waits to fill a buffer. Reads land in one large allocation that successive chunks
+//! stage waits to fill a buffer. Only under load does the loop pause between reads, as
+//! [`moderation`] says, so that each client gets fewer, fuller writes. Reads land in one large allocation that successive chunks
 //! share, so small reads cost neither a copy nor an allocation each.
 
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::fanout::hub::Hub;
+use crate::fanout::moderation::Pacer;
 
 /// The most bytes one read takes: what a pipe holds by default, and a bound on chunk size.
 pub const READ_CHUNK_MAX: usize = 64 << 10;
@@ -28,6 +31,7 @@ pub async fn pump<R: AsyncRead + Unpin>(
 ) -> io::Result<u64> {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_MAX);
     let mut total = 0u64;
+    let mut pacer = Pacer::new(Instant::now());
     loop {
         if buffer.capacity() - buffer.len() < READ_ROOM_MIN {
             buffer.reserve(READ_CHUNK_MAX);
@@ -39,6 +43,9 @@ pub async fn pump<R: AsyncRead + Unpin>(
         total += read as u64;
         counted.fetch_add(read as u64, Ordering::Relaxed);
         hub.publish(buffer.split().freeze());
+        if let Some(due) = pacer.after_read(read as u64, hub.subscribers(), Instant::now()) {
+            tokio::time::sleep_until(due.into()).await;
+        }
     }
 }
 
