@@ -35,7 +35,7 @@ fn no_resurrect_fifo_waits_for_a_late_writer_and_ends_when_it_leaves() {
     let body = client.read_at_least(24, START);
     assert!(String::from_utf8_lossy(&body).contains("late-writer\n"));
     assert!(writer.join().expect("writer") > 0);
-    // The writer left: the stream ends (the chunked body gets its last chunk).
+    // The writer left: the stream ends (its body ends with a clean close).
     assert!(
         client.wait_closed(Duration::from_secs(10)),
         "the client's stream went on after the writer left:\n{}",

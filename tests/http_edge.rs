@@ -44,12 +44,12 @@ fn exchange(server: &Server, request: &[u8], finish: bool) -> (Vec<u8>, SocketAd
 }
 
 /// The status codes of the responses in `bytes`, in order (heads only: bodies here are text
-/// that never starts with `HTTP/1.1 `).
+/// that never starts with `HTTP/1.`).
 fn statuses(bytes: &[u8]) -> Vec<u16> {
     String::from_utf8_lossy(bytes)
-        .split("HTTP/1.1 ")
+        .split("HTTP/1.")
         .skip(1)
-        .filter_map(|rest| rest.get(..3)?.parse().ok())
+        .filter_map(|rest| rest.get(2..5)?.parse().ok())
         .collect()
 }
 

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::deliver::{Recipient, Recipients};
 use super::framing::{Framing, FramingInfo, ParserFactory, Slot};
 use super::join::Join;
 use super::parse::Parse;
@@ -84,6 +85,8 @@ pub struct Hub {
     /// that what the ring's framing shows always matches the chunks the ring holds.
     parse: Option<Mutex<Parse>>,
     ring: Mutex<Ring>,
+    /// Consumers written to by whoever publishes, in one pass (see [`super::deliver`]).
+    recipients: Recipients,
     demand: watch::Sender<usize>,
 }
 
@@ -260,6 +263,7 @@ impl Hub {
                 wake_epoch: 0,
                 framing: factory.map(|_| Framing::new(0)),
             }),
+            recipients: Recipients::default(),
             demand: watch::Sender::new(0),
         })
     }
@@ -403,7 +407,14 @@ impl Hub {
         Some((header, units, current))
     }
 
-    fn wake(&self, mut ring: MutexGuard<'_, Ring>) {
+    /// Wakes every waiting consumer, then delivers to the recipients (after the ring's lock
+    /// is released: they take it each).
+    fn wake(&self, ring: MutexGuard<'_, Ring>) {
+        self.wake_waiters(ring);
+        self.recipients.deliver();
+    }
+
+    fn wake_waiters(&self, mut ring: MutexGuard<'_, Ring>) {
         if ring.waiters.is_empty() {
             return;
         }
@@ -419,6 +430,12 @@ impl Hub {
         if ring.spare.capacity() < waiters.capacity() {
             ring.spare = waiters;
         }
+    }
+
+    /// Has `recipient` written to by every publish from now on (and told of failures, ends
+    /// and the close), until it says it is done.
+    pub fn add_recipient(&self, recipient: Arc<dyn Recipient>) {
+        self.recipients.add(recipient);
     }
 
     /// A new consumer, starting with the next chunk published (live).

@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 
 use super::body::{Client, ClientBody};
+use super::direct::DirectSocket;
 use super::mpjpeg;
 use super::stall::ResetOnClose;
 use super::url;
@@ -65,6 +66,7 @@ impl Routes {
         request: Request<B>,
         peer: SocketAddr,
         reset: ResetOnClose,
+        socket: Arc<DirectSocket>,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let decoded = url::decode_path(request.uri().path());
         let agent = request
@@ -81,6 +83,7 @@ impl Routes {
             started: std::time::Instant::now(),
             agent: agent.to_string(),
             reset,
+            socket,
         };
         let path = &client.path;
         tracing::info!(%peer, method = %request.method(), %path, agent, "client connected");
@@ -225,9 +228,9 @@ impl Routes {
                 }
                 let body = ClientBody::new(stream, join, subscriber, first, client);
                 if raw_mjpeg && (wants_mpjpeg || multipart) {
-                    stream_response(mpjpeg::MIMETYPE, Either::Right(body.wrap_mpjpeg()))
+                    live_response(mpjpeg::MIMETYPE, Either::Right(body.wrap_mpjpeg()))
                 } else {
-                    stream_response(mimetype, Either::Right(body))
+                    live_response(mimetype, Either::Right(body))
                 }
             }
         }
@@ -336,13 +339,16 @@ impl Routes {
 }
 
 /// HEAD's answer: GET's status and headers without its body. A stream's subscription ends
-/// here, so a HEAD never keeps a stream running; a whole body (a picture, a page) stays for
-/// hyper, which sends its `Content-Length` and none of its bytes.
+/// here, so a HEAD never keeps a stream running, and its connection stays open (as HTTP/1.1)
+/// since no body has to end it; a whole body (a picture, a page) stays for hyper, which sends
+/// its `Content-Length` and none of its bytes.
 fn without_body(response: Response<ResponseBody>) -> Response<ResponseBody> {
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     let body = match body {
         Either::Right(stream) => {
             stream.end_headers_only();
+            parts.version = Version::HTTP_11;
+            parts.headers.remove(header::CONNECTION);
             Either::Left(Full::default())
         }
         whole => whole,
@@ -374,6 +380,19 @@ async fn shot(stream: &Stream) -> Response<ResponseBody> {
             )
         }
     }
+}
+
+/// A live stream's response: HTTP/1.0 with a body that ends when the connection closes, as
+/// Icecast and ffserver answer, so that its bytes are the stream's own, written straight into
+/// the socket (see [`super::direct`]); a chunked body would need hyper's framing around each
+/// write. It ends with a close (a clean end) or a reset (cut off).
+fn live_response(mimetype: &str, body: ResponseBody) -> Response<ResponseBody> {
+    let mut response = stream_response(mimetype, body);
+    *response.version_mut() = Version::HTTP_10;
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn stream_response(mimetype: &str, body: ResponseBody) -> Response<ResponseBody> {

@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::direct::DirectSocket;
 use super::routes::Routes;
 use super::stall::{ResetOnClose, StallGuard, WRITE_STALL_MAX, watch_peer};
 use crate::lifecycle::Tasks;
@@ -89,12 +90,19 @@ async fn connection(
     let _open = routes.traffic.accepted();
     let reset = ResetOnClose::default();
     let requests = Arc::new(AtomicU64::new(0));
-    let socket = StallGuard::new(socket, WRITE_STALL_MAX, reset.clone());
+    let direct = match DirectSocket::new(&socket) {
+        Ok(direct) => Arc::new(direct),
+        Err(error) => {
+            tracing::warn!(%peer, %error, "cannot share the socket (out of file descriptors?)");
+            return;
+        }
+    };
+    let socket = StallGuard::new(socket, WRITE_STALL_MAX, reset.clone(), Arc::clone(&direct));
     let service = {
         let (reset, requests) = (reset.clone(), Arc::clone(&requests));
         service_fn(move |request| {
             requests.fetch_add(1, Ordering::Relaxed);
-            Arc::clone(&routes).handle(request, peer, reset.clone())
+            Arc::clone(&routes).handle(request, peer, reset.clone(), Arc::clone(&direct))
         })
     };
     // The connection, and with it any response body, ends with this block: the clients'

@@ -21,6 +21,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::direct::DirectSocket;
+
 /// How long a client may take no bytes at all while we have some for it: a paused player,
 /// or an ffmpeg that probes several inputs one after another (upstream's 4x4 mosaic probes
 /// four, about 5 s each), reads again well within a minute, and a slow reader's TCP window
@@ -79,25 +81,28 @@ impl ResetOnClose {
     }
 }
 
-/// A socket whose writes fail once they have waited too long ([`WRITE_STALL_MAX`]).
+/// A socket whose writes fail once they have waited too long ([`WRITE_STALL_MAX`]), and which
+/// tells its [`DirectSocket`] when hyper's writes are flushed and when it closes.
 pub struct StallGuard<T: std::os::fd::AsFd> {
     inner: T,
     limit: Duration,
     deadline: Pin<Box<Sleep>>,
     waiting: bool,
     reset: ResetOnClose,
+    direct: Arc<DirectSocket>,
 }
 
 impl<T: std::os::fd::AsFd> StallGuard<T> {
     /// Guards `inner`, failing writes that wait longer than `limit`; `reset` set by anyone
-    /// makes its close a reset.
-    pub fn new(inner: T, limit: Duration, reset: ResetOnClose) -> Self {
+    /// makes its close a reset; `direct` is the shared side of `inner`.
+    pub fn new(inner: T, limit: Duration, reset: ResetOnClose, direct: Arc<DirectSocket>) -> Self {
         Self {
             inner,
             limit,
             deadline: Box::pin(tokio::time::sleep(limit)),
             waiting: false,
             reset,
+            direct,
         }
     }
 
@@ -137,6 +142,7 @@ impl<T: std::os::fd::AsFd> StallGuard<T> {
 
 impl<T: std::os::fd::AsFd> Drop for StallGuard<T> {
     fn drop(&mut self) {
+        self.direct.close();
         if self.reset.is_set() {
             // SO_LINGER 0: the close sends RST and drops what the kernel still queues.
             let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
@@ -160,6 +166,7 @@ impl<T: AsyncWrite + Unpin + std::os::fd::AsFd> AsyncWrite for StallGuard<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.direct.hyper_wrote();
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.settle(cx, poll)
     }
@@ -169,6 +176,7 @@ impl<T: AsyncWrite + Unpin + std::os::fd::AsFd> AsyncWrite for StallGuard<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.direct.hyper_wrote();
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.settle(cx, poll)
     }
@@ -178,7 +186,11 @@ impl<T: AsyncWrite + Unpin + std::os::fd::AsFd> AsyncWrite for StallGuard<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // hyper flushes its socket only once its own buffer is empty.
         let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = poll {
+            self.direct.hyper_flushed();
+        }
         self.settle(cx, poll)
     }
 
@@ -204,7 +216,8 @@ mod tests {
         let (server, _) = listener.accept().await.expect("accept");
         let reset = ResetOnClose::default();
         let limit = Duration::from_millis(300);
-        let mut guarded = StallGuard::new(server, limit, reset.clone());
+        let direct = Arc::new(DirectSocket::new(&server).expect("dup"));
+        let mut guarded = StallGuard::new(server, limit, reset.clone(), direct);
         let started = Instant::now();
         let chunk = vec![0u8; 64 << 10];
         let error = loop {
