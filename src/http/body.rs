@@ -249,13 +249,13 @@ impl State {
         if self.pending.is_empty() {
             return Ok(true);
         }
-        let slices: Vec<IoSlice<'_>> = self
-            .pending
-            .iter()
-            .take(BATCH_CHUNKS_MAX)
-            .map(|chunk| IoSlice::new(chunk))
-            .collect();
-        match self.client.socket.write(&slices) {
+        let mut slices = [IoSlice::new(&[]); BATCH_CHUNKS_MAX];
+        let mut count = 0;
+        for (slice, chunk) in slices.iter_mut().zip(&self.pending) {
+            *slice = IoSlice::new(chunk);
+            count += 1;
+        }
+        match self.client.socket.write(&slices[..count]) {
             Ok(written) => {
                 self.count(written);
                 self.consume(written);
