@@ -7,6 +7,7 @@
 //! and its scheduling lag are measured and printed beside the server's, since on this 2-core
 //! machine they share the cores. See doc/BENCHMARK.md.
 
+mod child;
 mod client;
 mod procstat;
 mod report;
