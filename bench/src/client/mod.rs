@@ -31,8 +31,18 @@ pub use lag::measure_lag;
 const MAX_HEADER: usize = 16 * 1024;
 /// Time allowed from connect to the end of the response headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read buffer shared by all clients (one thread: only one read runs at a time).
-const READ_BUF: usize = 64 * 1024;
+/// Read buffer shared by all clients (one thread: only one read runs at a time). Each client
+/// reads once each time its socket turns readable, so while the load generator keeps up, one
+/// `read(2)` takes one write of the server's, whatever its size up to this buffer: the reads a
+/// client makes are the deliveries the server made, and cost the generator what they would
+/// cost a receiver. The size is curl's default receive buffer (16 KiB), a modest one as a real
+/// player's: a large one (64 KiB) lets a lagging generator take hundreds of small
+/// writes in one call and so hides the very write pattern the fan-out rows compare, while one
+/// smaller than a server's writes (Icecast sends 1400-byte blocks) would count one delivery
+/// as several. The socket's receive buffer is left to the kernel's autotuning, as a
+/// receiver's is: the clients read as soon as data is there, so it only matters when they
+/// fall behind.
+const READ_BUF: usize = 16 * 1024;
 
 thread_local! {
     static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
