@@ -170,9 +170,17 @@ mod tests {
     #[test]
     fn the_child_dies_with_the_thread_that_spawned_it() {
         // The parent-death signal fires when the spawning thread ends: a thread stands in for
-        // the bench killed by Ctrl-C, which runs no destructor.
+        // the bench killed by Ctrl-C, which runs no destructor. As root, the child changes
+        // user as the Icecast peer does (the kernel clears the signal on such a change, so it
+        // must be set after it).
         let pid = std::thread::spawn(|| {
-            let child = OwnedChild::spawn(Command::new("sleep").arg("30")).expect("spawn");
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                cmd.uid(65534).gid(65534); // nobody:nogroup
+            }
+            let child = OwnedChild::spawn(&mut cmd).expect("spawn");
             let pid = child.pid();
             std::mem::forget(child);
             pid

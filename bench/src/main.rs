@@ -1,7 +1,7 @@
 //! `voyandz-bench`: the one benchmark command (`make bench`). Builds the server, runs each
-//! section (latency vs the pipe floor, fan-out, slow clients, on-demand TTFB, crash loop and
-//! idle memory) against the real binary over loopback TCP, prints each row as it is measured,
-//! then the whole table as markdown for the README.
+//! section (latency vs the pipe floor, fan-out beside Icecast 2.4, slow clients, on-demand
+//! TTFB, crash loop and idle memory) against the real binary over loopback TCP, prints each
+//! row as it is measured, then the whole table as markdown for the README.
 //!
 //! The load generator is this one process on one thread (tokio current_thread): its own CPU
 //! and its scheduling lag are measured and printed beside the server's, since on this 2-core
@@ -9,6 +9,7 @@
 
 mod child;
 mod client;
+mod icecast;
 mod procstat;
 mod report;
 mod sections;
@@ -40,7 +41,8 @@ struct Cli {
     /// Sections to leave out, comma-separated.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
-    /// Fan-out client counts, comma-separated (default 100,200,400,800,1600,2000).
+    /// Fan-out client counts at 1 Mbit/s, comma-separated, each run on voyandz and on
+    /// Icecast (default 100,200,400,800,1600,2400,3200).
     #[arg(long, value_delimiter = ',')]
     fanout_steps: Vec<usize>,
     /// Server binary to run (default: build it with cargo, in release, and use target/release/voyandz).
@@ -111,7 +113,7 @@ fn main() {
         } else if quick {
             vec![100, 400]
         } else {
-            vec![100, 200, 400, 800, 1600, 2000]
+            vec![100, 200, 400, 800, 1600, 2400, 3200]
         },
         slow_window: secs(if quick { 8 } else { 20 }),
         crash_window: secs(if quick { 10 } else { 30 }),
@@ -162,6 +164,8 @@ fn main() {
         notes: Vec::new(),
         floor_p99: Vec::new(),
         tcp_floor_p99: Vec::new(),
+        icecast_bin: icecast::Icecast::locate().map_err(|e| e.to_string()),
+        tables: Vec::new(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -186,7 +190,7 @@ fn main() {
     for (i, r) in ctx.rows.iter().enumerate() {
         println!("{}", report::text_line(r, i == 0));
     }
-    let md = report::markdown(&machine, &ctx.rows, &ctx.notes);
+    let md = report::markdown(&machine, &ctx.rows, &ctx.tables, &ctx.notes);
     println!();
     println!("{md}");
     if let Some(p) = &cli.markdown
@@ -264,8 +268,8 @@ fn locate_server(cli: &Cli, exe_dir: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Raises RLIMIT_NOFILE to its hard limit (2000 clients need 2000 fds here and in the
-/// server, which inherits the limit).
+/// Raises RLIMIT_NOFILE to its hard limit (3200 clients need 3200 fds here and in the
+/// server or Icecast, which inherit the limit).
 fn raise_nofile() {
     // SAFETY: getrlimit/setrlimit on a local struct.
     unsafe {
@@ -277,9 +281,9 @@ fn raise_nofile() {
             r.rlim_cur = r.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         }
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < 4200 {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < 6800 {
             eprintln!(
-                "bench: RLIMIT_NOFILE is {}: the 2000-client step needs ~4200",
+                "bench: RLIMIT_NOFILE is {}: the 3200-client step needs ~6800",
                 r.rlim_cur
             );
         }

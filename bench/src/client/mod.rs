@@ -69,6 +69,10 @@ pub struct Stats {
     pub end_reasons: Vec<String>,
     /// Body bytes received in the window.
     pub bytes: u64,
+    /// `read(2)` calls that returned body bytes in the window: with clients that read what
+    /// arrives as it arrives, how many writes the server made to them, as long as the load
+    /// generator keeps up (a client that reads late takes several in one call).
+    pub reads: u64,
 }
 
 /// Shared state of one row's clients.
@@ -149,7 +153,7 @@ impl Tracker {
 
     /// Body bytes that arrived at `now` (CLOCK_MONOTONIC ns).
     pub fn body(&mut self, data: &[u8], now: u64) {
-        let counting = self.board.recording.get() && now >= self.start_ns + self.board.warmup_ns;
+        let counting = self.counting(now);
         let resyncs_before = self.scanner.resyncs;
         let mut st = self.board.stats.borrow_mut();
         let next_seq = &mut self.next_seq;
@@ -174,9 +178,20 @@ impl Tracker {
         }
     }
 
+    /// One `read(2)` returned data at `now`.
+    pub fn read(&mut self, now: u64) {
+        if self.counting(now) {
+            self.board.stats.borrow_mut().reads += 1;
+        }
+    }
+
+    fn counting(&self, now: u64) -> bool {
+        self.board.recording.get() && now >= self.start_ns + self.board.warmup_ns
+    }
+
     /// The body ended (EOF or error) at `now`.
     pub fn ended(&self, why: String, now: u64) {
-        if self.board.recording.get() && now >= self.start_ns + self.board.warmup_ns {
+        if self.counting(now) {
             let mut st = self.board.stats.borrow_mut();
             st.ended += 1;
             if st.end_reasons.len() < 5 {
@@ -371,7 +386,11 @@ pub async fn run(
                 }
                 let r = BUF.with_borrow_mut(|buf| match s.try_read(buf) {
                     Ok(0) => Err("eof".to_string()),
-                    Ok(n) => on_body(&mut framing, &mut tracker, &buf[..n], now_ns()),
+                    Ok(n) => {
+                        let now = now_ns();
+                        tracker.read(now);
+                        on_body(&mut framing, &mut tracker, &buf[..n], now)
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
                     Err(e) => Err(format!("read: {e}")),
                 });
