@@ -10,6 +10,7 @@
 mod child;
 mod client;
 mod icecast;
+mod plot;
 mod procstat;
 mod report;
 mod sections;
@@ -57,6 +58,10 @@ struct Cli {
     /// Also write the markdown table to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Write the fan-out plot (p99 and server CPU against clients at 1 Mbit/s, voyandz and
+    /// Icecast) to this SVG file (default: beside --markdown, FILE.svg for FILE.md).
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Keep the scratch directory (configs and server logs).
     #[arg(long)]
     keep: bool,
@@ -165,6 +170,7 @@ fn main() {
         floor_p99: Vec::new(),
         tcp_floor_p99: Vec::new(),
         icecast_bin: icecast::Icecast::locate().map_err(|e| e.to_string()),
+        fanout_plot: Vec::new(),
         tables: Vec::new(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -198,10 +204,38 @@ fn main() {
     {
         eprintln!("bench: write {}: {e}", p.display());
     }
+    let plot = cli
+        .plot
+        .clone()
+        .or_else(|| cli.markdown.as_ref().map(|m| m.with_extension("svg")));
+    if let Some(p) = &plot {
+        write_plot(p, &machine, &ctx.fanout_plot);
+    }
     if cli.keep {
         eprintln!("bench: configs and server logs kept in {}", dir.display());
     } else {
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Writes the fan-out plot to `path`, unless the fan-out section measured nothing (a run of
+/// other sections leaves the last plot alone).
+fn write_plot(path: &Path, machine: &Machine, series: &[plot::Series]) {
+    if series.iter().all(|s| s.points.is_empty()) {
+        eprintln!(
+            "bench: no fan-out step measured: {} left as it was",
+            path.display()
+        );
+        return;
+    }
+    let title = "voyandz and Icecast 2.4: 1 Mbit/s to each client, one load generator";
+    let subtitle = format!(
+        "make bench, {}, {} ({} cores)",
+        machine.date, machine.cpu, machine.cores
+    );
+    match std::fs::write(path, plot::svg(title, &subtitle, series)) {
+        Ok(()) => eprintln!("bench: plot written to {}", path.display()),
+        Err(e) => eprintln!("bench: write {}: {e}", path.display()),
     }
 }
 

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::{self, Board, Pace, Request, Stats};
 use crate::icecast::Icecast;
+use crate::plot::Series;
 use crate::procstat::{self, CpuSnap, CpuUse};
 use crate::report::{Row, Table, text_line};
 use crate::server::{Server, sh_quote, yaml_str};
@@ -80,6 +81,8 @@ pub struct Ctx {
     pub tcp_floor_p99: Vec<(u64, u64)>,
     /// The Icecast binary (the fan-out rows' peer), or why there is none.
     pub icecast_bin: Result<PathBuf, String>,
+    /// The fan-out steps at 1 Mbit/s, one series per server, for `--plot`.
+    pub fanout_plot: Vec<Series>,
     /// Tables printed below the main one (the fan-out rows side by side).
     pub tables: Vec<Table>,
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::{Clients, Ctx, Window, fill, lossless, measure, server_error};
 use crate::client::Pace;
+use crate::plot::{Point, Series};
 use crate::procstat::CpuSnap;
 use crate::report::{Row, Table, Verdict};
 use peer::{Peer, Running};
@@ -56,6 +57,8 @@ const TABLE_HEAD: [&str; 7] = [
     "gen lag p99",
     "reads/client/s",
 ];
+/// Plot colours (colour-blind safe pair), in [`Peer::BOTH`] order.
+const COLORS: [&str; 2] = ["#0072b2", "#e69f00"];
 
 /// What one server gave in one measured step.
 #[derive(Debug, Clone)]
@@ -133,8 +136,8 @@ async fn pairs(ctx: &mut Ctx) -> Vec<Vec<String>> {
     table
 }
 
-/// The 1 Mbit/s steps on each server: their rows and the summary rows; returns their lines
-/// of the side-by-side table.
+/// The 1 Mbit/s steps on each server: their rows, the plot's points and the summary rows;
+/// returns their lines of the side-by-side table.
 async fn ladder(ctx: &mut Ctx) -> Vec<Vec<String>> {
     let mut table = Vec::new();
     let steps = ctx.opts.fanout_steps.clone();
@@ -144,6 +147,7 @@ async fn ladder(ctx: &mut Ctx) -> Vec<Vec<String>> {
     let mut per_client_at_best: [Option<f64>; 2] = [None; 2];
     let mut worst_per_client = [0f64; 2];
     let mut compared = [None, None];
+    let mut points: [Vec<Point>; 2] = Default::default();
     for pair in &ladder {
         for (i, step) in pair.iter().enumerate() {
             let mut row = step.row.clone();
@@ -167,6 +171,14 @@ async fn ladder(ctx: &mut Ctx) -> Vec<Vec<String>> {
                 if let Some(p) = o.per_client_kib {
                     worst_per_client[i] = worst_per_client[i].max(p);
                 }
+                if let (Some(p99), Some(cpu)) = (o.p99, o.cpu) {
+                    points[i].push(Point {
+                        clients: n,
+                        p99_ms: p99 as f64 / 1e6,
+                        cpu_pct: cpu,
+                        ok,
+                    });
+                }
                 if n == COMPARED_STEP {
                     compared[i] = Some(o);
                 }
@@ -175,6 +187,16 @@ async fn ladder(ctx: &mut Ctx) -> Vec<Vec<String>> {
         }
         table.push(side_by_side(LADDER_RATE_BPS, pair));
     }
+    ctx.fanout_plot = Peer::BOTH
+        .into_iter()
+        .zip(points)
+        .zip(COLORS)
+        .map(|((peer, points), color)| Series {
+            label: peer.name().into(),
+            color,
+            points,
+        })
+        .collect();
     let top = steps.iter().copied().max().unwrap_or(0);
     for (i, peer) in Peer::BOTH.into_iter().enumerate() {
         let mut r = Row::new(
