@@ -3,7 +3,8 @@
 #   make demo           install what is missing, build, run config/demo.yaml
 #   make test           every check CI runs: fmt, clippy, the whole test suite,
 #                       `voyandz --check` of every shipped config
-#   make bench          the latency / fan-out benchmark (prints a table)
+#   make bench          install what is missing (setup, setup-bench), then the latency /
+#                       fan-out benchmark with Icecast as its peer (prints a table)
 #   make check-configs  `voyandz --check` of config/*.yaml and tests/data/upstream/*
 
 CARGO ?= cargo
@@ -15,12 +16,16 @@ BENCH_ARGS ?=
 DEMO_CONFIG := config/demo.yaml
 DEMO_BASE := http://127.0.0.1:8090
 
-.PHONY: all setup build demo test fmt-check clippy unit-and-integration check-configs bench clean
+.PHONY: all setup setup-bench build demo test fmt-check clippy unit-and-integration check-configs bench clean
 
 all: build
 
 setup:
 	@./scripts/setup-debian.sh
+
+# What only the benchmark runs: Icecast, the fan-out rows' reference peer.
+setup-bench:
+	@./scripts/setup-bench.sh
 
 build:
 	$(CARGO) build --release
@@ -77,7 +82,7 @@ check-configs:
 	echo "check-configs: $$n configs checked"; \
 	[ "$$n" -gt 0 ] && [ "$$fail" -eq 0 ]
 
-bench:
+bench: setup setup-bench
 	$(CARGO) run --release -p voyandz-bench -- $(BENCH_ARGS)
 
 clean:

@@ -25,53 +25,18 @@ PACKAGES="ffmpeg build-essential pkg-config procps systemd curl ca-certificates 
 mpv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus"
 
-missing=""
-if command -v dpkg-query >/dev/null 2>&1; then
-    for pkg in $PACKAGES; do
-        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-        if [ "$status" != "installed" ]; then
-            missing="$missing $pkg"
-        fi
-    done
-fi
+. scripts/debian-packages.sh
 
+# The metrics tests' prometheus is one of the packages whose postinst would start a server
+# (port 9090): install_packages keeps it from starting, and disable_service from starting
+# at the next boot.
+# shellcheck disable=SC2086 # word splitting of the package list is wanted
+missing=$(missing_packages $PACKAGES)
 if [ -n "$missing" ]; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "setup: missing packages:$missing (and no apt-get to install them)" >&2
-        exit 1
-    fi
-    if [ "$(id -u)" -eq 0 ]; then
-        SUDO=""
-    elif command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "setup: missing packages:$missing; run this script as root or install sudo" >&2
-        exit 1
-    fi
-    echo "setup: installing:$missing"
-    # Debian's prometheus package starts a Prometheus server (port 9090) from its postinst;
-    # the tests only need its programs. While installing, a policy-rc.d that denies every
-    # start (exit 101, Debian's invoke-rc.d policy) keeps any service from starting, unless
-    # the system already has its own policy (a container's). Removed on any exit.
-    POLICY=/usr/sbin/policy-rc.d
-    if [ ! -e "$POLICY" ]; then
-        trap '$SUDO rm -f "$POLICY"' EXIT
-        trap 'exit 130' INT TERM
-        printf '#!/bin/sh\n# voyandz setup-debian.sh: no service starts while it installs\nexit 101\n' |
-            $SUDO tee "$POLICY" >/dev/null
-        $SUDO chmod 755 "$POLICY"
-    fi
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
     # shellcheck disable=SC2086 # word splitting of the package list is wanted
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
-    # The postinst also enabled the service for the next boot: undo that when systemd runs
-    # (without systemd, as in a container, nothing would start it anyway).
+    install_packages $missing
     case " $missing " in
-    *" prometheus "*)
-        if [ -d /run/systemd/system ]; then
-            $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-        fi
-        ;;
+    *" prometheus "*) disable_service prometheus.service ;;
     esac
 elif ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the commands themselves (see README.md for Fedora).

@@ -1,13 +1,16 @@
 //! `voyandz-bench`: the one benchmark command (`make bench`). Builds the server, runs each
-//! section (latency vs the pipe floor, fan-out, slow clients, on-demand TTFB, crash loop and
-//! idle memory) against the real binary over loopback TCP, prints each row as it is measured,
-//! then the whole table as markdown for the README.
+//! section (latency vs the pipe floor, fan-out beside Icecast 2.4, slow clients, on-demand
+//! TTFB, crash loop and idle memory) against the real binary over loopback TCP, prints each
+//! row as it is measured, then the whole table as markdown for the README.
 //!
 //! The load generator is this one process on one thread (tokio current_thread): its own CPU
 //! and its scheduling lag are measured and printed beside the server's, since on this 2-core
 //! machine they share the cores. See doc/BENCHMARK.md.
 
+mod child;
 mod client;
+mod icecast;
+mod plot;
 mod procstat;
 mod report;
 mod sections;
@@ -39,7 +42,8 @@ struct Cli {
     /// Sections to leave out, comma-separated.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
-    /// Fan-out client counts, comma-separated (default 100,200,400,800,1600,2000).
+    /// Fan-out client counts at 1 Mbit/s, comma-separated, each run on voyandz and on
+    /// Icecast (default 100,200,400,800,1600,2400,3200).
     #[arg(long, value_delimiter = ',')]
     fanout_steps: Vec<usize>,
     /// Server binary to run (default: build it with cargo, in release, and use target/release/voyandz).
@@ -54,6 +58,10 @@ struct Cli {
     /// Also write the markdown table to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Write the fan-out plot (p99 and server CPU against clients at 1 Mbit/s, voyandz and
+    /// Icecast) to this SVG file (default: beside --markdown, FILE.svg for FILE.md).
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Keep the scratch directory (configs and server logs).
     #[arg(long)]
     keep: bool,
@@ -110,7 +118,7 @@ fn main() {
         } else if quick {
             vec![100, 400]
         } else {
-            vec![100, 200, 400, 800, 1600, 2000]
+            vec![100, 200, 400, 800, 1600, 2400, 3200]
         },
         slow_window: secs(if quick { 8 } else { 20 }),
         crash_window: secs(if quick { 10 } else { 30 }),
@@ -161,6 +169,9 @@ fn main() {
         notes: Vec::new(),
         floor_p99: Vec::new(),
         tcp_floor_p99: Vec::new(),
+        icecast_bin: icecast::Icecast::locate().map_err(|e| e.to_string()),
+        fanout_plot: Vec::new(),
+        tables: Vec::new(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -185,7 +196,7 @@ fn main() {
     for (i, r) in ctx.rows.iter().enumerate() {
         println!("{}", report::text_line(r, i == 0));
     }
-    let md = report::markdown(&machine, &ctx.rows, &ctx.notes);
+    let md = report::markdown(&machine, &ctx.rows, &ctx.tables, &ctx.notes);
     println!();
     println!("{md}");
     if let Some(p) = &cli.markdown
@@ -193,10 +204,38 @@ fn main() {
     {
         eprintln!("bench: write {}: {e}", p.display());
     }
+    let plot = cli
+        .plot
+        .clone()
+        .or_else(|| cli.markdown.as_ref().map(|m| m.with_extension("svg")));
+    if let Some(p) = &plot {
+        write_plot(p, &machine, &ctx.fanout_plot);
+    }
     if cli.keep {
         eprintln!("bench: configs and server logs kept in {}", dir.display());
     } else {
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Writes the fan-out plot to `path`, unless the fan-out section measured nothing (a run of
+/// other sections leaves the last plot alone).
+fn write_plot(path: &Path, machine: &Machine, series: &[plot::Series]) {
+    if series.iter().all(|s| s.points.is_empty()) {
+        eprintln!(
+            "bench: no fan-out step measured: {} left as it was",
+            path.display()
+        );
+        return;
+    }
+    let title = "voyandz and Icecast 2.4: 1 Mbit/s to each client, one load generator";
+    let subtitle = format!(
+        "make bench, {}, {} ({} cores)",
+        machine.date, machine.cpu, machine.cores
+    );
+    match std::fs::write(path, plot::svg(title, &subtitle, series)) {
+        Ok(()) => eprintln!("bench: plot written to {}", path.display()),
+        Err(e) => eprintln!("bench: write {}: {e}", path.display()),
     }
 }
 
@@ -263,8 +302,8 @@ fn locate_server(cli: &Cli, exe_dir: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Raises RLIMIT_NOFILE to its hard limit (2000 clients need 2000 fds here and in the
-/// server, which inherits the limit).
+/// Raises RLIMIT_NOFILE to its hard limit (3200 clients need 3200 fds here and in the
+/// server or Icecast, which inherit the limit).
 fn raise_nofile() {
     // SAFETY: getrlimit/setrlimit on a local struct.
     unsafe {
@@ -276,9 +315,9 @@ fn raise_nofile() {
             r.rlim_cur = r.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         }
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < 4200 {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < 6800 {
             eprintln!(
-                "bench: RLIMIT_NOFILE is {}: the 2000-client step needs ~4200",
+                "bench: RLIMIT_NOFILE is {}: the 3200-client step needs ~6800",
                 r.rlim_cur
             );
         }

@@ -223,8 +223,22 @@ pub struct Machine {
     pub load_at_start: String,
 }
 
-/// The whole table as markdown, with the machine and the command, ready for the README.
-pub fn markdown(m: &Machine, rows: &[Row], notes: &[String]) -> String {
+/// A table of its own, printed below the main one: the fan-out scenarios with voyandz and its
+/// peer side by side. Its cells are text, already formatted.
+pub struct Table {
+    /// What it compares (a bold line above it).
+    pub title: String,
+    /// How to read it (a paragraph between the title and the table).
+    pub note: String,
+    /// Column names.
+    pub head: Vec<String>,
+    /// One line per scenario, as many cells as `head`.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The whole table as markdown, with the machine and the command, then the side-by-side
+/// `tables`, ready for the README.
+pub fn markdown(m: &Machine, rows: &[Row], tables: &[Table], notes: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### Benchmark ({})", m.date);
     let _ = writeln!(s);
@@ -241,13 +255,7 @@ pub fn markdown(m: &Machine, rows: &[Row], notes: &[String]) -> String {
         "- latency = client arrival − feed write stamp (CLOCK_MONOTONIC); CPU in % of one core; see doc/BENCHMARK.md"
     );
     let _ = writeln!(s);
-    let esc = |c: String| c.replace('|', "\\|");
-    let _ = writeln!(s, "| {} |", HEAD.join(" | "));
-    let _ = writeln!(s, "|{}", "---|".repeat(HEAD.len()));
-    for r in rows {
-        let c = cells(r).map(esc);
-        let _ = writeln!(s, "| {} |", c.join(" | "));
-    }
+    write_table(&mut s, &HEAD, rows.iter().map(|r| cells(r).to_vec()));
     let pass = rows.iter().filter(|r| r.verdict == Verdict::Pass).count();
     let fail = rows.iter().filter(|r| r.verdict == Verdict::Fail).count();
     let err = rows
@@ -279,6 +287,14 @@ pub fn markdown(m: &Machine, rows: &[Row], notes: &[String]) -> String {
              those figures are disturbed; rerun on an idle machine"
         );
     }
+    for t in tables {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "**{}**", t.title);
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{}", t.note);
+        let _ = writeln!(s);
+        write_table(&mut s, &t.head, t.rows.iter().cloned());
+    }
     if !notes.is_empty() {
         let _ = writeln!(s);
         let _ = writeln!(s, "Observations:");
@@ -287,4 +303,15 @@ pub fn markdown(m: &Machine, rows: &[Row], notes: &[String]) -> String {
         }
     }
     s
+}
+
+/// A markdown table: `head`, then each row's cells with their `|` escaped.
+fn write_table(s: &mut String, head: &[impl AsRef<str>], rows: impl Iterator<Item = Vec<String>>) {
+    let head: Vec<&str> = head.iter().map(AsRef::as_ref).collect();
+    let _ = writeln!(s, "| {} |", head.join(" | "));
+    let _ = writeln!(s, "|{}", "---|".repeat(head.len()));
+    for r in rows {
+        let c: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+        let _ = writeln!(s, "| {} |", c.join(" | "));
+    }
 }

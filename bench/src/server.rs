@@ -1,16 +1,18 @@
 //! Starts the real `voyandz` binary on a generated config, socket-activated the way
 //! doc/INTERFACE.md says: the bench binds 127.0.0.1:0 itself, and the child gets the listening
 //! socket as fd 3 with `LISTEN_FDS=1` (no fixed port, no race). Stops it with SIGTERM and
-//! checks the contract on the way out (exit within 2 s, no child left behind).
+//! checks the contract on the way out (exit within 2 s, no child left behind). The process
+//! itself is an [`OwnedChild`]: never left running, whatever way the bench ends.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::child::{OwnedChild, Stopped};
 use crate::procstat;
 
 /// How long the server may take to answer its first request.
@@ -24,7 +26,7 @@ const LISTEN_BACKLOG: i32 = 4096;
 
 /// A running server.
 pub struct Server {
-    child: Option<Child>,
+    child: OwnedChild,
     /// Its pid.
     pub pid: u32,
     /// Where it listens.
@@ -80,8 +82,7 @@ impl Server {
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log_file)
-            .process_group(0);
+            .stderr(log_file);
         // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -97,13 +98,12 @@ impl Server {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        let child =
+            OwnedChild::spawn(&mut cmd).map_err(|e| format!("spawn {}: {e}", bin.display()))?;
         drop(fd); // the server holds the only copy now
         let mut server = Server {
-            pid: child.id(),
-            child: Some(child),
+            pid: child.pid(),
+            child,
             addr,
             log,
             name: name.to_string(),
@@ -115,12 +115,7 @@ impl Server {
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
+            if let Some(status) = self.child.exited() {
                 return Err(format!(
                     "server exited at start ({status}); log tail:\n{}",
                     self.log_tail(15)
@@ -147,9 +142,7 @@ impl Server {
 
     /// Is the server process still running?
     pub fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.exited().is_none()
     }
 
     /// The log so far.
@@ -165,35 +158,21 @@ impl Server {
     }
 
     /// SIGTERM, then checks the stop contract. Returns what was wrong, if anything.
-    pub fn stop(mut self) -> Vec<String> {
+    pub fn stop(self) -> Vec<String> {
         let mut problems = Vec::new();
-        let Some(mut child) = self.child.take() else {
-            return vec![format!("{}: server had already exited", self.name)];
-        };
         let kids = procstat::descendants(self.pid);
-        // SAFETY: signals our own child, which we have not reaped yet (the pid is still ours).
-        unsafe { libc::kill(self.pid as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        let mut status = None;
-        while t0.elapsed() < STOP_TIMEOUT {
-            if let Ok(Some(s)) = child.try_wait() {
-                status = Some(s);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let took = t0.elapsed();
-        match status {
-            None => {
-                problems.push(format!(
-                    "{}: server still running {STOP_TIMEOUT:?} after SIGTERM (killed)",
+        match self.child.stop(STOP_TIMEOUT) {
+            Stopped::Already(status) => {
+                return vec![format!(
+                    "{}: server had already exited ({status})",
                     self.name
-                ));
-                // SAFETY: as above; kill the whole group we created with process_group(0).
-                unsafe { libc::kill(-(self.pid as i32), libc::SIGKILL) };
-                let _ = child.wait();
+                )];
             }
-            Some(s) => {
+            Stopped::Killed => problems.push(format!(
+                "{}: server still running {STOP_TIMEOUT:?} after SIGTERM (killed)",
+                self.name
+            )),
+            Stopped::Exited(s, took) => {
                 if took > STOP_CONTRACT {
                     problems.push(format!(
                         "{}: server took {:.1} s to exit after SIGTERM (contract: 2 s)",
@@ -223,16 +202,6 @@ impl Server {
             }
         }
         problems
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: our own unreaped child's process group.
-            unsafe { libc::kill(-(self.pid as i32), libc::SIGKILL) };
-            let _ = c.wait();
-        }
     }
 }
 

@@ -57,8 +57,10 @@ pub async fn measure_lag(board: Rc<Board>, period: Duration) {
             guard.clear_ready();
             continue;
         }
+        // The first expiry not handled yet made the fd readable: the wait is measured from
+        // it. (The last one, `exp - 1` periods later, would cap every lag at one period.)
+        let due = start + ticks * p;
         ticks += u64::from_ne_bytes(exp);
-        let due = start + (ticks - 1) * p;
         if board.recording.get() {
             board.lag.borrow_mut().record(now.saturating_sub(due));
         }

@@ -31,8 +31,18 @@ pub use lag::measure_lag;
 const MAX_HEADER: usize = 16 * 1024;
 /// Time allowed from connect to the end of the response headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read buffer shared by all clients (one thread: only one read runs at a time).
-const READ_BUF: usize = 64 * 1024;
+/// Read buffer shared by all clients (one thread: only one read runs at a time). Each client
+/// reads once each time its socket turns readable, so while the load generator keeps up, one
+/// `read(2)` takes one write of the server's, whatever its size up to this buffer: the reads a
+/// client makes are the deliveries the server made, and cost the generator what they would
+/// cost a receiver. The size is curl's default receive buffer (16 KiB), a modest one as a real
+/// player's: a large one (64 KiB) lets a lagging generator take hundreds of small
+/// writes in one call and so hides the very write pattern the fan-out rows compare, while one
+/// smaller than a server's writes (Icecast sends 1400-byte blocks) would count one delivery
+/// as several. The socket's receive buffer is left to the kernel's autotuning, as a
+/// receiver's is: the clients read as soon as data is there, so it only matters when they
+/// fall behind.
+const READ_BUF: usize = 16 * 1024;
 
 thread_local! {
     static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
@@ -59,6 +69,10 @@ pub struct Stats {
     pub end_reasons: Vec<String>,
     /// Body bytes received in the window.
     pub bytes: u64,
+    /// `read(2)` calls that returned body bytes in the window: with clients that read what
+    /// arrives as it arrives, how many writes the server made to them, as long as the load
+    /// generator keeps up (a client that reads late takes several in one call).
+    pub reads: u64,
 }
 
 /// Shared state of one row's clients.
@@ -139,7 +153,7 @@ impl Tracker {
 
     /// Body bytes that arrived at `now` (CLOCK_MONOTONIC ns).
     pub fn body(&mut self, data: &[u8], now: u64) {
-        let counting = self.board.recording.get() && now >= self.start_ns + self.board.warmup_ns;
+        let counting = self.counting(now);
         let resyncs_before = self.scanner.resyncs;
         let mut st = self.board.stats.borrow_mut();
         let next_seq = &mut self.next_seq;
@@ -164,9 +178,20 @@ impl Tracker {
         }
     }
 
+    /// One `read(2)` returned data at `now`.
+    pub fn read(&mut self, now: u64) {
+        if self.counting(now) {
+            self.board.stats.borrow_mut().reads += 1;
+        }
+    }
+
+    fn counting(&self, now: u64) -> bool {
+        self.board.recording.get() && now >= self.start_ns + self.board.warmup_ns
+    }
+
     /// The body ended (EOF or error) at `now`.
     pub fn ended(&self, why: String, now: u64) {
-        if self.board.recording.get() && now >= self.start_ns + self.board.warmup_ns {
+        if self.counting(now) {
             let mut st = self.board.stats.borrow_mut();
             st.ended += 1;
             if st.end_reasons.len() < 5 {
@@ -361,7 +386,11 @@ pub async fn run(
                 }
                 let r = BUF.with_borrow_mut(|buf| match s.try_read(buf) {
                     Ok(0) => Err("eof".to_string()),
-                    Ok(n) => on_body(&mut framing, &mut tracker, &buf[..n], now_ns()),
+                    Ok(n) => {
+                        let now = now_ns();
+                        tracker.read(now);
+                        on_body(&mut framing, &mut tracker, &buf[..n], now)
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
                     Err(e) => Err(format!("read: {e}")),
                 });

@@ -6,7 +6,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, ChildStdout, Command};
 
-use super::{Clients, Ctx, Window, fill, floor_ratio, lossless, measure, server_error, stream_req};
+use super::{
+    Clients, Ctx, FeedLooks, Window, fill, floor_ratio, lossless, measure, server_error, stream_req,
+};
 use crate::client::{Pace, Request, Tracker};
 use crate::report::Row;
 
@@ -35,9 +37,7 @@ fn window(ctx: &Ctx, rate: u64) -> std::time::Duration {
 /// Starts the stamping feed at `rate` as a child of the bench (killed when dropped), with its
 /// stdout.
 fn spawn_stamp(ctx: &Ctx, rate: u64) -> Result<(Child, ChildStdout), String> {
-    let mut child = Command::new(&ctx.stamp)
-        .arg("--rate-bps")
-        .arg(rate.to_string())
+    let mut child = Command::from(ctx.stamp_command(rate, FeedLooks::MpegTs))
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

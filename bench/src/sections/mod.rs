@@ -24,15 +24,19 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::client::{self, Board, Pace, Request, Stats};
+use crate::icecast::Icecast;
+use crate::plot::Series;
 use crate::procstat::{self, CpuSnap, CpuUse};
-use crate::report::{Row, text_line};
+use crate::report::{Row, Table, text_line};
 use crate::server::{Server, sh_quote, yaml_str};
 
 /// Every client ignores its own first 2 s (the warm-up).
 pub const WARMUP: Duration = Duration::from_secs(2);
 /// Clients connecting at once (the rest wait): keeps the accept backlog from overflowing,
-/// which would cost a 1 s SYN retransmit and look like server latency.
-const CONNECT_CONCURRENCY: usize = 64;
+/// which would cost a 1 s SYN retransmit and look like server latency. voyandz's listening
+/// socket (bound by the bench, see `server.rs`) has a backlog of 4096; a peer with a smaller
+/// one asks for fewer with [`Clients::connecting_at_most`].
+pub const CONNECT_CONCURRENCY: usize = 64;
 /// Load-generator lag probe period.
 const LAG_PROBE: Duration = Duration::from_millis(1);
 
@@ -75,6 +79,12 @@ pub struct Ctx {
     pub floor_p99: Vec<(u64, u64)>,
     /// The in-bench TCP relay's p99 by bit rate.
     pub tcp_floor_p99: Vec<(u64, u64)>,
+    /// The Icecast binary (the fan-out rows' peer), or why there is none.
+    pub icecast_bin: Result<PathBuf, String>,
+    /// The fan-out steps at 1 Mbit/s, one series per server, for `--plot`.
+    pub fanout_plot: Vec<Series>,
+    /// Tables printed below the main one (the fan-out rows side by side).
+    pub tables: Vec<Table>,
 }
 
 /// What a stamping feed's first bytes show the server, which sniffs them to choose the feed's
@@ -116,17 +126,28 @@ impl Ctx {
         self.notes.push(s);
     }
 
+    /// The stamping feed's arguments at `rate_bps`, its first bytes showing `looks`.
+    fn stamp_args(rate_bps: u64, looks: FeedLooks) -> Vec<String> {
+        let mut args = vec!["--rate-bps".to_string(), rate_bps.to_string()];
+        if looks == FeedLooks::Opaque {
+            args.push("--opaque".into());
+        }
+        args
+    }
+
     /// The stamping feed command line at `rate_bps` whose first bytes show `looks`, quoted
     /// for the config.
     pub fn stamp_cmd(&self, rate_bps: u64, looks: FeedLooks) -> String {
-        let flag = match looks {
-            FeedLooks::MpegTs => "",
-            FeedLooks::Opaque => " --opaque",
-        };
-        format!(
-            "{} --rate-bps {rate_bps}{flag}",
-            sh_quote(&self.stamp.to_string_lossy())
-        )
+        let mut words = vec![sh_quote(&self.stamp.to_string_lossy())];
+        words.extend(Self::stamp_args(rate_bps, looks));
+        words.join(" ")
+    }
+
+    /// The same feed as a command the bench runs itself (the pipe floor, Icecast's source).
+    pub fn stamp_command(&self, rate_bps: u64, looks: FeedLooks) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.stamp);
+        cmd.args(Self::stamp_args(rate_bps, looks));
+        cmd
     }
 
     /// Starts a server on `yaml`; on failure returns the reason.
@@ -134,6 +155,22 @@ impl Ctx {
         let bin = self.server_bin.clone()?;
         eprintln!("bench: starting server {name}");
         Server::start(&bin, &self.dir, name, yaml)
+    }
+
+    /// Starts Icecast for a stream of `rate_bps`, fed by the stamping feed; on failure
+    /// returns the reason.
+    pub fn start_icecast(&mut self, name: &str, rate_bps: u64) -> Result<Icecast, String> {
+        let bin = self.icecast_bin.clone()?;
+        eprintln!("bench: starting icecast {name}");
+        let feed = self.stamp_command(rate_bps, FeedLooks::MpegTs);
+        Icecast::start(&bin, &self.dir, name, rate_bps, feed).map_err(|e| e.to_string())
+    }
+
+    /// Stops Icecast and keeps what went wrong as notes.
+    pub fn stop_icecast(&mut self, icecast: Icecast) {
+        for p in icecast.stop() {
+            self.note(p);
+        }
     }
 
     /// Stops a server and keeps what went wrong as notes.
@@ -170,12 +207,17 @@ pub struct Clients {
 impl Clients {
     /// An empty group, with the load-generator lag probe running on its board.
     pub fn new() -> Clients {
+        Clients::connecting_at_most(CONNECT_CONCURRENCY)
+    }
+
+    /// An empty group whose clients connect at most `concurrency` at a time.
+    pub fn connecting_at_most(concurrency: usize) -> Clients {
         let board = Board::new(WARMUP);
         let probe = tokio::task::spawn_local(client::measure_lag(board.clone(), LAG_PROBE));
         Clients {
             board,
             handles: vec![probe],
-            sem: Arc::new(Semaphore::new(CONNECT_CONCURRENCY)),
+            sem: Arc::new(Semaphore::new(concurrency)),
             spawned: 0,
         }
     }
@@ -254,6 +296,8 @@ pub struct Window {
     pub other_cpu: Option<f64>,
     /// Hypervisor steal, % of one core.
     pub steal: Option<f64>,
+    /// How long the window was open, s.
+    pub secs: f64,
 }
 
 /// Opens the boards' windows, waits `len` while sampling the server's RSS, closes them.
@@ -322,6 +366,7 @@ pub async fn measure(boards: &[&Board], root: Option<u32>, len: Duration) -> Win
         lag_p99: lag.quantile(0.99),
         other_cpu,
         steal,
+        secs,
     }
 }
 
