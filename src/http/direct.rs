@@ -16,6 +16,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use rustix::net::{SendAncillaryBuffer, SendFlags, sendmsg};
+
 /// See the [module documentation](self).
 #[derive(Debug)]
 pub struct DirectSocket {
@@ -62,6 +64,9 @@ impl DirectSocket {
         let fd = fd
             .as_ref()
             .ok_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe))?;
-        Ok(rustix::io::writev(fd, bufs)?)
+        // sendmsg rather than writev: no file-position lock (the descriptor is shared with its
+        // duplicate) and no VFS layer on the hottest call of the fan-out.
+        let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+        Ok(sendmsg(fd, bufs, &mut SendAncillaryBuffer::default(), flags)?)
     }
 }
