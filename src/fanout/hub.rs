@@ -86,7 +86,7 @@ pub struct Hub {
     parse: Option<Mutex<Parse>>,
     ring: Mutex<Ring>,
     /// Consumers written to by whoever publishes, in one pass (see [`super::deliver`]).
-    recipients: Recipients,
+    recipients: Arc<Recipients>,
     demand: watch::Sender<usize>,
 }
 
@@ -263,7 +263,7 @@ impl Hub {
                 wake_epoch: 0,
                 framing: factory.map(|_| Framing::new(0)),
             }),
-            recipients: Recipients::default(),
+            recipients: Arc::default(),
             demand: watch::Sender::new(0),
         })
     }

@@ -67,6 +67,11 @@ impl DirectSocket {
         // sendmsg rather than writev: no file-position lock (the descriptor is shared with its
         // duplicate) and no VFS layer on the hottest call of the fan-out.
         let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
-        Ok(sendmsg(fd, bufs, &mut SendAncillaryBuffer::default(), flags)?)
+        Ok(sendmsg(
+            fd,
+            bufs,
+            &mut SendAncillaryBuffer::default(),
+            flags,
+        )?)
     }
 }
