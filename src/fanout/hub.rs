@@ -551,6 +551,24 @@ impl Subscriber {
         batch: &mut VecDeque<Bytes>,
         max: usize,
     ) -> Poll<Event> {
+        self.next_event(Some(cx.waker()), batch, max)
+    }
+
+    /// As [`Subscriber::poll_next`], for a consumer that is never woken (a [`Recipient`]: the
+    /// publisher itself delivers to it): nothing to report is `None`.
+    pub fn try_next(&mut self, batch: &mut VecDeque<Bytes>, max: usize) -> Option<Event> {
+        match self.next_event(None, batch, max) {
+            Poll::Ready(event) => Some(event),
+            Poll::Pending => None,
+        }
+    }
+
+    fn next_event(
+        &mut self,
+        waker: Option<&Waker>,
+        batch: &mut VecDeque<Bytes>,
+        max: usize,
+    ) -> Poll<Event> {
         if !self.first.is_empty() {
             batch.extend(self.first.drain(..));
             return Poll::Ready(Event::Data);
@@ -642,11 +660,14 @@ impl Subscriber {
             self.seen_ends = ring.ends;
             return Poll::Ready(Event::Ended);
         }
-        let still_listed = matches!(&self.listed, Some((epoch, waker))
-            if *epoch == ring.wake_epoch && waker.will_wake(cx.waker()));
+        let Some(waker) = waker else {
+            return Poll::Pending;
+        };
+        let still_listed = matches!(&self.listed, Some((epoch, listed))
+            if *epoch == ring.wake_epoch && listed.will_wake(waker));
         if !still_listed {
-            ring.waiters.push(cx.waker().clone());
-            self.listed = Some((ring.wake_epoch, cx.waker().clone()));
+            ring.waiters.push(waker.clone());
+            self.listed = Some((ring.wake_epoch, waker.clone()));
         }
         Poll::Pending
     }

@@ -201,17 +201,17 @@ impl State {
     }
 
     /// Takes the next chunks of the subscription into `pending`, or learns that the stream
-    /// ended for this client.
-    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<Fill> {
+    /// ended for this client; `None` when there is nothing new.
+    fn fill(&mut self) -> Option<Fill> {
         loop {
             let Some(subscriber) = self.subscriber.as_mut() else {
-                return Poll::Ready(Fill::End(None));
+                return Some(Fill::End(None));
             };
-            let event = ready!(subscriber.poll_next(cx, &mut self.pending, BATCH_CHUNKS_MAX));
+            let event = subscriber.try_next(&mut self.pending, BATCH_CHUNKS_MAX)?;
             match event {
                 Event::Data => {
                     self.wrap_pending();
-                    return Poll::Ready(Fill::Data);
+                    return Some(Fill::Data);
                 }
                 // A failure between two runs: the producer is being resurrected, keep waiting.
                 Event::Failed(_) => {}
@@ -229,15 +229,15 @@ impl State {
                     self.end = "too slow: fell behind live";
                     self.entry.cut();
                     self.client.reset.set();
-                    return Poll::Ready(Fill::End(Some(ClientError::TooSlow)));
+                    return Some(Fill::End(Some(ClientError::TooSlow)));
                 }
                 Event::Ended => {
                     self.end = "stream ended";
-                    return Poll::Ready(Fill::End(None));
+                    return Some(Fill::End(None));
                 }
                 Event::Closed => {
                     self.end = "server stopping";
-                    return Poll::Ready(Fill::End(None));
+                    return Some(Fill::End(None));
                 }
             }
         }
@@ -305,12 +305,11 @@ impl Recipient for Shared {
         if !state.client.socket.hyper_idle() {
             return true;
         }
-        if state.pending.is_empty() {
-            let mut cx = Context::from_waker(Waker::noop());
-            if let Poll::Ready(Fill::End(error)) = state.fill(&mut cx) {
-                state.finish(error);
-                return false;
-            }
+        if state.pending.is_empty()
+            && let Some(Fill::End(error)) = state.fill()
+        {
+            state.finish(error);
+            return false;
         }
         match state.write_pending() {
             Ok(true) => true,
