@@ -168,10 +168,11 @@ fn end_reason(
 }
 
 /// Whether hyper failed because the peer went away (a reset, a broken pipe): the ordinary end
-/// of a player that stops, not a fault.
+/// of a player that stops, not a fault. The I/O error is hyper's own, or, when a direct write
+/// failed, the source of the body's error.
 fn is_peer_gone(error: &hyper::Error) -> bool {
-    std::error::Error::source(error)
-        .and_then(|source| source.downcast_ref::<std::io::Error>())
+    std::iter::successors(std::error::Error::source(error), |error| error.source())
+        .find_map(|source| source.downcast_ref::<std::io::Error>())
         .is_some_and(|io| {
             matches!(
                 io.kind(),
