@@ -8,8 +8,8 @@
 //! task until the socket has taken its bytes.
 //!
 //! The recipients of a hub are kept in one shard per core. A short pass runs whole in the
-//! publishing task. A pass that takes a large share of the time between two publishes
-//! ([`SPLIT_SHARE`]) would make its last clients wait most of their latency budget for their
+//! publishing task. A pass that takes a large share of the time between two publishes (a
+//! quarter) would make its last clients wait most of their latency budget for their
 //! turn: the publisher then runs one shard itself and hands each other shard to a task of
 //! its own, so the pass runs on every core at once. Splitting costs a cross-core wake-up per
 //! shard and pass, which only a long pass repays, so it is decided from the passes measured.

@@ -9,7 +9,7 @@
 //!   moderation: the latency is the lowest there is;
 //! - once it offers more than [`ENGAGE_DELIVERIES_PER_SEC`], each busy hub's pump pauses after
 //!   a read until its source has had time to write about one TCP segment ([`SEGMENT_BYTES`]),
-//!   so each client gets one full segment where it got a dozen packets; the bytes wait in the
+//!   so each client gets one full segment where it got eight packets; the bytes wait in the
 //!   source's pipe, not in a buffer of ours;
 //! - if even full segments would exceed the write rate the machine can afford
 //!   ([`AFFORDABLE_WRITES_PER_SEC`]), the pause grows until the write rate fits, up to

@@ -2,8 +2,9 @@
 //!
 //! Each read is published at once, whatever its size: the main imperative is latency, so no
 //! stage waits to fill a buffer. Only under load does the loop pause between reads, as
-//! [`moderation`] says, so that each client gets fewer, fuller writes. Reads land in one large allocation that successive chunks
-//! share, so small reads cost neither a copy nor an allocation each.
+//! [`moderation`](crate::fanout::moderation) says, so that each client gets fewer, fuller
+//! writes. Reads land in one large allocation that successive chunks share, so small reads
+//! cost neither a copy nor an allocation each.
 
 use std::io;
 use std::path::Path;
