@@ -129,7 +129,11 @@ impl Snapshot {
                 Some(kept) => Arc::clone(kept),
                 None => Arc::new(Stream::start(
                     stream_config,
-                    stream_config.feed.as_deref().map(hub),
+                    &stream_config
+                        .feeds
+                        .iter()
+                        .map(|name| hub(name))
+                        .collect::<Vec<_>>(),
                     logdir.map(Path::new),
                     tasks,
                 )),
@@ -164,9 +168,9 @@ impl Snapshot {
 
     /// Whether `stream`, or the feed it reads, was stopped by a command: it gets no new client.
     pub fn stopped(&self, stream: &Stream) -> bool {
-        let feed = stream.feed_name().and_then(|name| self.feeds.get(name));
-        let feed_stopped =
-            feed.is_some_and(|feed| feed.handle.control().stats.state() == State::Stopped);
+        let feed_stopped = (stream.feed_names().iter())
+            .filter_map(|name| self.feeds.get(name))
+            .any(|feed| feed.handle.control().stats.state() == State::Stopped);
         feed_stopped || stream.control().stats.state() == State::Stopped
     }
 
@@ -179,7 +183,7 @@ impl Snapshot {
             .map(|stream| {
                 let listed = stream.clients().views();
                 let bytes_out = stream.clients().bytes_sent();
-                let feed = stream.feed_name();
+                let feed = stream.feed_names().first().map(String::as_str);
                 let relay = stream.config.command.is_none();
                 let relayed = feed.filter(|_| relay);
                 let control = match relayed.and_then(|name| Some((name, self.feeds.get(name)?))) {
@@ -198,6 +202,7 @@ impl Snapshot {
                         .stats
                         .view(&stream.config.name, bytes_out, subscribers),
                     feed: feed.map(str::to_string),
+                    feeds: stream.feed_names().to_vec(),
                     paths: Config::stream_paths(&stream.config).collect(),
                     mimetype: stream.config.mimetype.clone(),
                     client: match stream.config.client {

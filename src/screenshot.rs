@@ -462,6 +462,7 @@ fn spawn_decoder(argv: &[String], budget: &StderrBudget) -> Result<Child, String
     let spec = child::Spec {
         argv,
         stdin: true,
+        pipes: &[],
         stderr_file: None,
         stderr_budget: budget.clone(),
     };

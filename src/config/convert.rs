@@ -9,12 +9,13 @@ use std::path::Path;
 
 use serde_saphyr::Spanned;
 
+use super::expand::{self, Entry, Sections};
 use super::load::{
     DEFAULT_LISTEN_ADDR, DEFAULT_LISTEN_PORT, DEFAULT_METRICS, DEFAULT_MIMETYPE, DEFAULT_PAGES,
     DEFAULT_STATUS_API, DEFAULT_STATUS_PAGE,
 };
 use super::problem::Report;
-use super::raw::{RawConfig, RawFeed, RawStatus, RawStream, Value};
+use super::raw::{RawConfig, RawEntry, RawStatus, Value};
 use super::values::{
     address, boolean, client, command, is_bad_in_url, kind, mimetype, mode, path, port, program,
     reference, stand_in, status_path, url,
@@ -66,15 +67,20 @@ pub(crate) fn convert(path: &Path, raw: RawConfig, report: &mut Report) -> Confi
         pages,
         status,
     };
-    for (name, body) in raw.feeds.map(|feeds| feeds.value.0).unwrap_or_default() {
+    let sections = Sections {
+        templates: raw.templates,
+        sets: raw.sets,
+        feeds: raw.feeds,
+        streams: raw.streams,
+    };
+    let expanded = expand::expand(sections, report);
+    for Entry { name, body } in expanded.feeds {
         let key = entry_key(report, "feeds", &name);
-        let body = body.map(|body| body.value).unwrap_or_default();
         let feed = convert_feed(report, &key, name.value, body, base);
         config.feeds.insert(feed.name.clone(), feed);
     }
-    for (name, body) in raw.streams.map(|s| s.value.0).unwrap_or_default() {
+    for Entry { name, body } in expanded.streams {
         let key = entry_key(report, "streams", &name);
-        let body = body.map(|body| body.value).unwrap_or_default();
         let stream = convert_stream(report, &key, name.value, body);
         config.streams.insert(stream.name.clone(), stream);
     }
@@ -119,7 +125,7 @@ fn convert_feed(
     report: &mut Report,
     key: &str,
     name: String,
-    raw: RawFeed,
+    raw: RawEntry,
     base: &Path,
 ) -> FeedConfig {
     let command_key = format!("{key}.command");
@@ -165,7 +171,7 @@ fn convert_feed(
     }
 }
 
-fn convert_stream(report: &mut Report, key: &str, name: String, raw: RawStream) -> StreamConfig {
+fn convert_stream(report: &mut Report, key: &str, name: String, raw: RawEntry) -> StreamConfig {
     let sub = |field: &str| format!("{key}.{field}");
     if name.is_empty() {
         report.error(key, "a stream needs a name");
@@ -178,12 +184,34 @@ fn convert_stream(report: &mut Report, key: &str, name: String, raw: RawStream) 
     // A stand-in for a wrong command, so that `validate` does not take it for a direct relay.
     let command =
         field(report, &sub("command"), raw.command, command).or_else(|| written.then(stand_in));
+    let feed = field(report, &sub("feed"), raw.feed, reference);
+    let listed = raw.feeds.map(|feeds| {
+        report.spans.mark(&sub("feeds"), &feeds.referenced);
+        let names = feeds.value.into_iter().enumerate();
+        let names = names.filter_map(|(index, name)| {
+            field(
+                report,
+                &sub(&format!("feeds.{index}")),
+                Some(name),
+                reference,
+            )
+        });
+        names.collect::<Vec<_>>()
+    });
+    let feeds = match (feed, listed) {
+        (Some(feed), Some(_)) => {
+            report.error(&sub("feeds"), "set either feed or feeds, not both");
+            vec![feed]
+        }
+        (Some(feed), None) => vec![feed],
+        (None, listed) => listed.unwrap_or_default(),
+    };
     StreamConfig {
         command,
+        feeds,
         kind: field(report, &sub("type"), raw.kind, kind).unwrap_or(StreamKind::Stream),
         mimetype: field(report, &sub("mimetype"), raw.mimetype, mimetype)
             .unwrap_or_else(|| DEFAULT_MIMETYPE.to_owned()),
-        feed: field(report, &sub("feed"), raw.feed, reference),
         client: field(report, &sub("client"), raw.client, client).unwrap_or(ClientMode::Shared),
         url: field(report, &sub("url"), raw.url, url).flatten(),
         mode: field(report, &sub("mode"), raw.mode, mode).unwrap_or(Mode::OnDemand),
@@ -229,6 +257,7 @@ mod tests {
         let config = loaded("feeds:\n  f:\n    command: cat\nstreams:\n  s:\n    feed: f\n");
         let stream = &config.streams["s"];
         assert_eq!(stream.command, None);
+        assert_eq!(stream.feeds, ["f"]);
         assert_eq!(
             (stream.kind, stream.client),
             (StreamKind::Stream, ClientMode::Shared)

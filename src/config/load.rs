@@ -109,6 +109,7 @@ fn yaml_problem(path: &Path, text: &str, error: &YamlError) -> Problem {
         column: location.and_then(|at| usize::try_from(at.column()).ok()),
         key: key.unwrap_or_default(),
         message: one_line(&message),
+        via: Vec::new(),
     }
 }
 
@@ -118,13 +119,21 @@ fn unknown_key_problem(path: &Path, key: raw::UnknownKey) -> Problem {
         file: path.to_path_buf(),
         line: usize::try_from(key.at.0).ok(),
         column: usize::try_from(key.at.1).ok(),
-        message: one_line(&format!(
-            "unknown key `{}`, expected one of: {}",
-            key.name,
-            key.expected.join(", ")
-        )),
+        message: one_line(&unknown_key_message(&key)),
         key: key.path,
+        via: Vec::new(),
     }
+}
+
+fn unknown_key_message(key: &raw::UnknownKey) -> String {
+    if key.name == "sets" && key.path.starts_with("sets.") {
+        return "sets cannot be nested: list every combination as an item of one set".to_owned();
+    }
+    format!(
+        "unknown key `{}`, expected one of: {}",
+        key.name,
+        key.expected.join(", ")
+    )
 }
 
 /// `text` with control characters escaped: it may quote the file, and a problem is one line.
@@ -310,13 +319,14 @@ mod tests {
         assert_eq!(
             error("feeds:\n  cam0:\n    comand: cat\n"),
             "t.yaml:3:5: feeds.cam0.comand: unknown key `comand`, \
-             expected one of: command, file, mode, feed, no-resurrect\n\
+             expected one of: command, file, mode, feed, no-resurrect, template, args, values\n\
              t.yaml:2:3: feeds.cam0: a feed needs a command or a file"
         );
         assert_eq!(
             error("listenport: 1\nlistenadr: '::'\n"),
             "t.yaml:2:1: listenadr: unknown key `listenadr`, \
-             expected one of: listenaddr, listenport, logdir, feeds, streams, pages, status"
+             expected one of: listenaddr, listenport, logdir, feeds, streams, pages, status, \
+             templates, sets"
         );
     }
 
@@ -360,7 +370,8 @@ mod tests {
         assert_eq!(
             error("feeds:\n  a: &f\n    command: cat\n    no-resurrect: true\nstreams:\n  s: *f\n"),
             "t.yaml:6:6: streams.s.no-resurrect: unknown key `no-resurrect`, \
-             expected one of: command, type, mimetype, feed, client, url, mode, decoder"
+             expected one of: command, type, mimetype, feed, feeds, client, url, mode, decoder, \
+             template, args, values"
         );
         assert_eq!(
             error("streams:\n  s:\n    command: cat\n    mode: .inf\n"),
@@ -409,7 +420,7 @@ mod tests {
             problems(yaml).expect_err("invalid"),
             [
                 "t.yaml:3:5: feeds.cam0.comand: unknown key `comand`, \
-                 expected one of: command, file, mode, feed, no-resurrect",
+                 expected one of: command, file, mode, feed, no-resurrect, template, args, values",
                 "t.yaml:5:11: feeds.cam0.mode: expected on-demand, continuous, autostart or a \
                  positive number of seconds, not the boolean true (yes, no, on and off are \
                  booleans in YAML)",
@@ -431,7 +442,7 @@ mod tests {
                     \x20   mimetype: video/mp2t\n  b:\n    <<: *relay\n    url: /b\n";
         let config = load_str(Path::new("t.yaml"), yaml).expect("loads").config;
         assert_eq!(config.streams["b"].mimetype, "video/mp2t");
-        assert_eq!(config.streams["b"].feed.as_deref(), Some("cam"));
+        assert_eq!(config.streams["b"].feeds, ["cam"]);
         assert_eq!(config.streams["b"].url.as_deref(), Some("/b"));
     }
 }

@@ -7,7 +7,9 @@
 //! module sees raw YAML.
 
 mod convert;
+mod expand;
 mod load;
+mod placeholder;
 mod problem;
 mod raw;
 mod render;
@@ -202,8 +204,9 @@ pub struct StreamConfig {
     pub kind: StreamKind,
     /// `mimetype:` sent as Content-Type.
     pub mimetype: String,
-    /// `feed:`: the feed piped into the command's stdin.
-    pub feed: Option<String>,
+    /// `feed:` (one) or `feeds:` (several): the feeds its command reads, each on stdin or on
+    /// the pipe its `{feed:NAME}` placeholder names; empty for a command that reads none.
+    pub feeds: Vec<String>,
     /// `client:`.
     pub client: ClientMode,
     /// `url:` an extra path it is served at, normalised to start with one `/`.
@@ -213,6 +216,67 @@ pub struct StreamConfig {
     /// `decoder:` the ffmpeg-like program that decodes screenshots (`/pic`); by default the
     /// stream's own program when it is an ffmpeg, else `ffmpeg`.
     pub decoder: Option<String>,
+}
+
+/// Where a stream's command reads one of its feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedRoute {
+    /// On stdin: the first feed, when its command does not name it with a placeholder.
+    Stdin,
+    /// On this inherited file descriptor (3, 4, ...), named by `{feed:NAME}` (as `pipe:N`)
+    /// or `{feed-path:NAME}` (as `/dev/fd/N`).
+    Descriptor(i32),
+}
+
+/// The first descriptor a child inherits a feed on, after stdin, stdout and stderr.
+const FIRST_FEED_DESCRIPTOR: i32 = 3;
+
+impl StreamConfig {
+    /// Where its command reads each of its feeds, in `feeds` order: those its command names
+    /// get descriptors 3, 4, ... in that order, and the first otherwise goes on stdin. A feed
+    /// that gets neither (an error `validate` reports) is left out.
+    pub fn feed_routes(&self) -> Vec<(&str, FeedRoute)> {
+        let text = self
+            .command
+            .as_ref()
+            .map_or("", |command| command.text.as_str());
+        let named = placeholder::feed_refs(text);
+        let mut next = FIRST_FEED_DESCRIPTOR;
+        let mut routes = Vec::new();
+        for (index, feed) in self.feeds.iter().enumerate() {
+            if named.contains(&feed.as_str()) {
+                routes.push((feed.as_str(), FeedRoute::Descriptor(next)));
+                next += 1;
+            } else if index == 0 {
+                routes.push((feed.as_str(), FeedRoute::Stdin));
+            }
+        }
+        routes
+    }
+
+    /// The words its command runs with: feed placeholders replaced by their descriptors.
+    pub fn run_argv(&self) -> Vec<String> {
+        let routes = self.feed_routes();
+        let fd_of = |name: &str| {
+            routes.iter().find_map(|(feed, route)| match route {
+                FeedRoute::Descriptor(fd) if *feed == name => Some(*fd),
+                _ => None,
+            })
+        };
+        let argv = self.command.as_ref().map(|command| command.argv.iter());
+        (argv.into_iter().flatten())
+            .map(|word| placeholder::fill_feed_refs(word, &fd_of))
+            .collect()
+    }
+
+    /// The feed names its command's feed placeholders name (for `validate`).
+    pub(crate) fn named_feeds(&self) -> Vec<&str> {
+        let text = self
+            .command
+            .as_ref()
+            .map_or("", |command| command.text.as_str());
+        placeholder::feed_refs(text)
+    }
 }
 
 impl Config {

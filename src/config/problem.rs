@@ -23,6 +23,20 @@ pub struct Problem {
     pub key: String,
     /// What is wrong, in lower case and without a trailing period.
     pub message: String,
+    /// Where the text at fault was instantiated, for text written in a template or a set
+    /// (the stream that uses the template, the set's item), innermost first.
+    pub via: Vec<Via>,
+}
+
+/// A place that instantiated a template or a set definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// Its key path, such as `streams.cam0_ts.template` or `sets.cameras.items.1`.
+    pub key: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
 }
 
 impl fmt::Display for Problem {
@@ -38,8 +52,37 @@ impl fmt::Display for Problem {
         if !self.key.is_empty() {
             write!(f, ": {}", self.key)?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", self.message)?;
+        for (index, via) in self.via.iter().enumerate() {
+            let lead = if index == 0 { " (via" } else { "," };
+            let (file, line, column) = (self.file.display(), via.line, via.column);
+            write!(f, "{lead} {} at {file}:{line}:{column}", via.key)?;
+        }
+        if !self.via.is_empty() {
+            f.write_str(")")?;
+        }
+        Ok(())
     }
+}
+
+impl Via {
+    /// `key`, written at `location`; `None` for an unknown location.
+    pub(crate) fn at(key: impl Into<String>, location: &serde_saphyr::Location) -> Option<Via> {
+        let (line, column) = line_column(location)?;
+        Some(Via {
+            key: key.into(),
+            line,
+            column,
+        })
+    }
+}
+
+/// 1-based line and column of a known location.
+fn line_column(location: &serde_saphyr::Location) -> Option<(usize, usize)> {
+    let line = usize::try_from(location.line())
+        .ok()
+        .filter(|line| *line > 0)?;
+    Some((line, usize::try_from(location.column()).ok()?))
 }
 
 /// Why a config file could not be used.
@@ -79,14 +122,8 @@ pub(crate) struct Spans {
 impl Spans {
     /// Remembers where `key` was written; unknown locations (line 0) are ignored.
     pub(crate) fn mark(&mut self, key: &str, location: &serde_saphyr::Location) {
-        let (Ok(line), Ok(column)) = (
-            usize::try_from(location.line()),
-            usize::try_from(location.column()),
-        ) else {
-            return;
-        };
-        if line > 0 {
-            self.at.insert(key.to_owned(), (line, column));
+        if let Some(found) = line_column(location) {
+            self.at.insert(key.to_owned(), found);
         }
     }
 
@@ -97,13 +134,18 @@ impl Spans {
 
     /// The location of `key`, or of its nearest parent that has one.
     fn find(&self, key: &str) -> Option<(usize, usize)> {
-        let mut key = key;
-        loop {
-            if let Some(found) = self.at.get(key) {
-                return Some(*found);
-            }
-            key = &key[..key.rfind('.')?];
+        nearest(&self.at, key).copied()
+    }
+}
+
+/// The value of `key` in `map`, or of its nearest parent key that has one.
+fn nearest<'a, T>(map: &'a HashMap<String, T>, key: &str) -> Option<&'a T> {
+    let mut key = key;
+    loop {
+        if let Some(found) = map.get(key) {
+            return Some(found);
         }
+        key = &key[..key.rfind('.')?];
     }
 }
 
@@ -113,6 +155,9 @@ pub(crate) struct Report {
     file: PathBuf,
     /// Where each key was written.
     pub(crate) spans: Spans,
+    /// What instantiated each key that came from a template or a set (see [`Problem::via`]);
+    /// a key without an entry takes its nearest parent's.
+    pub(crate) vias: HashMap<String, Vec<Via>>,
     /// Problems that make the config unusable.
     pub(crate) errors: Vec<Problem>,
     /// Problems that do not (a device missing on this machine, say).
@@ -125,6 +170,7 @@ impl Report {
         Report {
             file: file.to_path_buf(),
             spans: Spans::default(),
+            vias: HashMap::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
         }
@@ -139,6 +185,7 @@ impl Report {
             column: location.map(|(_, column)| column),
             key: key.to_owned(),
             message: message.into(),
+            via: nearest(&self.vias, key).cloned().unwrap_or_default(),
         }
     }
 
@@ -146,6 +193,33 @@ impl Report {
     pub(crate) fn error(&mut self, key: &str, message: impl Into<String>) {
         let problem = self.problem(key, message);
         self.errors.push(problem);
+    }
+
+    /// Records an error at `key`, written at `location` and instantiated through `via`;
+    /// the same error met again (a set definition, once per item) is recorded once.
+    pub(crate) fn error_at(
+        &mut self,
+        key: &str,
+        location: &serde_saphyr::Location,
+        via: Vec<Via>,
+        message: impl Into<String>,
+    ) {
+        let at = line_column(location);
+        let problem = Problem {
+            file: self.file.clone(),
+            line: at.map(|(line, _)| line),
+            column: at.map(|(_, column)| column),
+            key: key.to_owned(),
+            message: message.into(),
+            via,
+        };
+        let same = |known: &Problem| {
+            (&known.key, known.line, known.column, &known.message)
+                == (&problem.key, problem.line, problem.column, &problem.message)
+        };
+        if !self.errors.iter().any(same) {
+            self.errors.push(problem);
+        }
     }
 
     /// Records a warning at `key`.
@@ -166,6 +240,7 @@ mod tests {
             column: line.map(|_| 7),
             key: key.to_owned(),
             message: "bad thing".to_owned(),
+            via: Vec::new(),
         }
     }
 
@@ -182,6 +257,23 @@ mod tests {
         assert_eq!(
             problem(Some(1), "").to_string(),
             "/etc/voyandz.ini:1:7: bad thing"
+        );
+    }
+
+    #[test]
+    fn display_names_what_instantiated_the_text() {
+        let mut found = problem(Some(3), "streams.cam0_ts.command");
+        let via = |key: &str, line| Via {
+            key: key.to_owned(),
+            line,
+            column: 5,
+        };
+        found.via = vec![via("streams.cam0_ts.template", 9), via("sets.s.items.1", 2)];
+        assert_eq!(
+            found.to_string(),
+            "/etc/voyandz.ini:3:7: streams.cam0_ts.command: bad thing \
+             (via streams.cam0_ts.template at /etc/voyandz.ini:9:5, \
+             sets.s.items.1 at /etc/voyandz.ini:2:5)"
         );
     }
 

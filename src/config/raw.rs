@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 /// A mapping of names to entries, in file order. A name with an empty value (`cam0:`) has `None`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entries<T>(pub(crate) Vec<(Spanned<String>, Option<Spanned<T>>)>);
 
 impl<T> Default for Entries<T> {
@@ -123,41 +123,152 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
     }
 }
 
+/// A section of entries (`feeds:`, `streams:`, `templates:`, a set's `feeds:`).
+pub(crate) type Section = Option<Spanned<Entries<RawEntry>>>;
+
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawConfig {
     pub(crate) listenaddr: Text,
     pub(crate) listenport: Value,
     pub(crate) logdir: Text,
-    pub(crate) feeds: Option<Spanned<Entries<RawFeed>>>,
-    pub(crate) streams: Option<Spanned<Entries<RawStream>>>,
+    pub(crate) feeds: Section,
+    pub(crate) streams: Section,
     pub(crate) pages: Option<Spanned<RawPages>>,
     pub(crate) status: Option<Spanned<RawStatus>>,
+    pub(crate) templates: Section,
+    pub(crate) sets: Option<Spanned<Entries<RawSet>>>,
 }
 
-/// One `feeds:` entry.
-#[derive(Debug, Default, Deserialize)]
+/// One entry of `feeds:`, `streams:` or `templates:`: every key any of them accepts, so that
+/// a template is a partial entry that merges key by key. Which keys each section accepts is
+/// [`FEED_KEYS`] and [`STREAM_KEYS`]; a template accepts all of them.
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) struct RawFeed {
+pub(crate) struct RawEntry {
     pub(crate) command: Text,
     pub(crate) file: Text,
     pub(crate) mode: Value,
     pub(crate) feed: Text,
+    pub(crate) feeds: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) no_resurrect: Value,
-}
-
-/// One `streams:` entry.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct RawStream {
-    pub(crate) command: Text,
     #[serde(rename = "type")]
     pub(crate) kind: Text,
     pub(crate) mimetype: Text,
-    pub(crate) feed: Text,
     pub(crate) client: Text,
     pub(crate) url: Text,
-    pub(crate) mode: Value,
     pub(crate) decoder: Text,
+    pub(crate) template: Text,
+    pub(crate) args: Text,
+    pub(crate) values: Option<Spanned<Entries<String>>>,
+}
+
+/// The keys a feed accepts.
+pub(crate) const FEED_KEYS: &[&str] = &[
+    "command",
+    "file",
+    "mode",
+    "feed",
+    "no-resurrect",
+    "template",
+    "args",
+    "values",
+];
+
+/// The keys a stream accepts.
+pub(crate) const STREAM_KEYS: &[&str] = &[
+    "command", "type", "mimetype", "feed", "feeds", "client", "url", "mode", "decoder", "template",
+    "args", "values",
+];
+
+impl RawEntry {
+    /// `self`, with every key it does not set taken from `base`.
+    pub(crate) fn over(self, base: RawEntry) -> RawEntry {
+        RawEntry {
+            command: self.command.or(base.command),
+            file: self.file.or(base.file),
+            mode: self.mode.or(base.mode),
+            feed: self.feed.or(base.feed),
+            feeds: self.feeds.or(base.feeds),
+            no_resurrect: self.no_resurrect.or(base.no_resurrect),
+            kind: self.kind.or(base.kind),
+            mimetype: self.mimetype.or(base.mimetype),
+            client: self.client.or(base.client),
+            url: self.url.or(base.url),
+            decoder: self.decoder.or(base.decoder),
+            template: self.template.or(base.template),
+            args: self.args.or(base.args),
+            values: self.values.or(base.values),
+        }
+    }
+
+    /// Every text value it sets, with its key (`values` entries as `values.NAME`), and the
+    /// feeds it lists as `feeds.0`, `feeds.1`, ...: what placeholders can be written in.
+    pub(crate) fn texts_mut(&mut self) -> Vec<(String, &mut Spanned<String>)> {
+        let mut texts: Vec<(String, &mut Spanned<String>)> = [
+            ("command", &mut self.command),
+            ("file", &mut self.file),
+            ("feed", &mut self.feed),
+            ("type", &mut self.kind),
+            ("mimetype", &mut self.mimetype),
+            ("client", &mut self.client),
+            ("url", &mut self.url),
+            ("decoder", &mut self.decoder),
+            ("template", &mut self.template),
+            ("args", &mut self.args),
+        ]
+        .into_iter()
+        .filter_map(|(key, text)| text.as_mut().map(|text| (key.to_owned(), text)))
+        .collect();
+        if let Some(feeds) = &mut self.feeds {
+            for (index, feed) in feeds.value.iter_mut().enumerate() {
+                texts.push((format!("feeds.{index}"), feed));
+            }
+        }
+        if let Some(values) = &mut self.values {
+            for (name, value) in &mut values.value.0 {
+                if let Some(value) = value {
+                    texts.push((format!("values.{}", name.value), value));
+                }
+            }
+        }
+        texts
+    }
+
+    /// The keys it sets, with where each was written.
+    pub(crate) fn written(&self) -> Vec<(&'static str, serde_saphyr::Location)> {
+        let at = |key, location: Option<serde_saphyr::Location>| location.map(|l| (key, l));
+        [
+            at("command", self.command.as_ref().map(|v| v.referenced)),
+            at("file", self.file.as_ref().map(|v| v.referenced)),
+            at("mode", self.mode.as_ref().map(|v| v.referenced)),
+            at("feed", self.feed.as_ref().map(|v| v.referenced)),
+            at("feeds", self.feeds.as_ref().map(|v| v.referenced)),
+            at(
+                "no-resurrect",
+                self.no_resurrect.as_ref().map(|v| v.referenced),
+            ),
+            at("type", self.kind.as_ref().map(|v| v.referenced)),
+            at("mimetype", self.mimetype.as_ref().map(|v| v.referenced)),
+            at("client", self.client.as_ref().map(|v| v.referenced)),
+            at("url", self.url.as_ref().map(|v| v.referenced)),
+            at("decoder", self.decoder.as_ref().map(|v| v.referenced)),
+            at("template", self.template.as_ref().map(|v| v.referenced)),
+            at("args", self.args.as_ref().map(|v| v.referenced)),
+            at("values", self.values.as_ref().map(|v| v.referenced)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// One `sets:` entry: a list of items, and feeds and streams written once for all of them.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawSet {
+    pub(crate) items: Option<Spanned<Vec<Spanned<Entries<String>>>>>,
+    pub(crate) feeds: Section,
+    pub(crate) streams: Section,
 }
 
 /// `pages:`.
@@ -199,8 +310,12 @@ pub(crate) fn unknown_keys(text: &str) -> Vec<UnknownKey> {
     let accepted = |path: &[String]| -> Option<&'static [&'static str]> {
         match path {
             [_] => Some(keys_of::<RawConfig>()),
-            [section, _, _] if section == "feeds" => Some(keys_of::<RawFeed>()),
-            [section, _, _] if section == "streams" => Some(keys_of::<RawStream>()),
+            [section, _, _] if section == "feeds" => Some(FEED_KEYS),
+            [section, _, _] if section == "streams" => Some(STREAM_KEYS),
+            [section, _, _] if section == "templates" => Some(keys_of::<RawEntry>()),
+            [section, _, _] if section == "sets" => Some(keys_of::<RawSet>()),
+            [section, _, part, _, _] if section == "sets" && part == "feeds" => Some(FEED_KEYS),
+            [section, _, part, _, _] if section == "sets" && part == "streams" => Some(STREAM_KEYS),
             [section, _] if section == "pages" => Some(keys_of::<RawPages>()),
             [section, _] if section == "status" => Some(keys_of::<RawStatus>()),
             // Deeper keys sit where a single value belongs: serde-saphyr reports that.
@@ -431,7 +546,16 @@ mod tests {
         let feed = &unknown_keys(text)[1];
         assert_eq!(
             feed.expected,
-            ["command", "file", "mode", "feed", "no-resurrect"]
+            [
+                "command",
+                "file",
+                "mode",
+                "feed",
+                "no-resurrect",
+                "template",
+                "args",
+                "values"
+            ]
         );
         assert_eq!(unknown_keys(TEXT).len(), 1, "list entries are not keys");
         assert_eq!(
@@ -442,8 +566,29 @@ mod tests {
     }
 
     #[test]
+    fn feeds_and_streams_together_accept_every_key_of_an_entry() {
+        let mut both: Vec<&str> = FEED_KEYS.iter().chain(STREAM_KEYS).copied().collect();
+        both.sort_unstable();
+        both.dedup();
+        let mut all = keys_of::<RawEntry>().to_vec();
+        all.sort_unstable();
+        assert_eq!(both, all);
+    }
+
+    #[test]
+    fn set_definitions_and_templates_are_checked_for_unknown_keys() {
+        let text = "templates:\n  t:\n    comand: x\nsets:\n  s:\n    item: []\n    feeds:\n      \
+                    f:\n        url: /x\n    streams:\n      g:\n        values: {any: 1}\n";
+        let found: Vec<String> = unknown_keys(text).into_iter().map(|k| k.path).collect();
+        assert_eq!(
+            found,
+            ["templates.t.comand", "sets.s.item", "sets.s.feeds.f.url"]
+        );
+    }
+
+    #[test]
     fn scalars_keep_their_yaml_type() {
-        let raw: RawFeed =
+        let raw: RawEntry =
             serde_saphyr::from_str("mode: yes\nno-resurrect: 2.5\nfeed: 007\n").expect("valid");
         assert_eq!(raw.mode.map(|s| s.value), Some(Scalar::Bool(true)));
         assert_eq!(raw.no_resurrect.map(|s| s.value), Some(Scalar::Float(2.5)));

@@ -44,7 +44,11 @@ pub fn render_yaml(config: &Config) -> String {
                         StreamKind::Shot => "shot",
                     },
                     mimetype: &stream.mimetype,
-                    feed: stream.feed.as_deref(),
+                    feed: match stream.feeds.as_slice() {
+                        [one] => Some(one.as_str()),
+                        _ => None,
+                    },
+                    feeds: (stream.feeds.len() > 1).then_some(stream.feeds.as_slice()),
                     client: match stream.client {
                         ClientMode::Shared => "shared",
                         ClientMode::Exclusive => "exclusive",
@@ -116,6 +120,8 @@ struct OutStream<'a> {
     mimetype: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     feed: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feeds: Option<&'a [String]>,
     client: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<&'a str>,

@@ -1,6 +1,7 @@
 //! Cross-checks of a converted config: what no single value shows on its own.
 //!
-//! Errors: a `feed:` naming no feed, feed cycles, two streams at one URL path, a `url` that is
+//! Errors: a `feed:` naming no feed, a multi-feed stream whose command does not read each of
+//! its feeds (or names one it does not list), feed cycles, two streams at one URL path, a `url` that is
 //! a built-in page, a page (`/`, `/config`, the status paths) at a path already served, a
 //! direct relay (no `command`) asked to run something, and a `mode` where
 //! one process per request or per client leaves nothing to keep running. Warnings: paths that
@@ -12,7 +13,8 @@ use std::path::Path;
 
 use super::problem::Report;
 use super::{
-    CONFIG_PATH, ClientMode, CommandLine, Config, FeedInput, HOME_PATH, Mode, Page, StreamKind,
+    CONFIG_PATH, ClientMode, CommandLine, Config, FeedInput, HOME_PATH, Mode, Page, StreamConfig,
+    StreamKind,
 };
 use crate::screenshot;
 
@@ -44,12 +46,60 @@ fn feeds_exist(config: &Config, report: &mut Report) {
         }
     }
     for stream in config.streams.values() {
-        match &stream.feed {
-            Some(parent) if missing(parent) => {
-                let key = format!("streams.{}.feed", stream.name);
+        for (index, parent) in stream.feeds.iter().enumerate() {
+            if missing(parent) {
+                let key = feed_key(stream, index, report);
                 report.error(&key, format!("no feed named \"{parent}\""));
             }
-            _ => {}
+        }
+    }
+}
+
+/// The key path of a stream's `index`th feed: `feed` or `feeds.N`, as written.
+fn feed_key(stream: &StreamConfig, index: usize, report: &Report) -> String {
+    let feeds = format!("streams.{}.feeds", stream.name);
+    if report.spans.has(&feeds) {
+        format!("{feeds}.{index}")
+    } else {
+        format!("streams.{}.feed", stream.name)
+    }
+}
+
+/// A stream with several feeds: each must reach its command, once, where it names it.
+fn feed_routes(stream: &StreamConfig, report: &mut Report) {
+    let command_key = format!("streams.{}.command", stream.name);
+    if stream.command.is_none() {
+        if stream.feeds.len() > 1 {
+            let message = "a stream without a command relays one feed: muxing several needs a \
+                           command that reads them";
+            report.error(&feed_key(stream, 1, report), message);
+        }
+        return;
+    }
+    if stream.kind == StreamKind::Shot && stream.feeds.len() > 1 {
+        report.error(
+            &feed_key(stream, 1, report),
+            "a shot reads one feed, on its stdin",
+        );
+        return;
+    }
+    for named in stream.named_feeds() {
+        if !stream.feeds.iter().any(|feed| feed == named) {
+            let message = format!("the command reads feed {named}, which is not in its feeds");
+            report.error(&command_key, message);
+        }
+    }
+    let routed = stream.feed_routes();
+    for (index, feed) in stream.feeds.iter().enumerate() {
+        let key = feed_key(stream, index, report);
+        if stream.feeds[..index].contains(feed) {
+            report.error(&key, format!("feed {feed} is listed twice"));
+        } else if !routed.iter().any(|(name, _)| name == feed) {
+            let message = format!(
+                "the command does not read feed {feed}: only the first feed goes to stdin, \
+                 so put {{feed:{feed}}} (or {{feed-path:{feed}}}) where it reads it"
+            );
+            report.error(&key, message);
         }
     }
 }
@@ -81,8 +131,9 @@ fn stream_rules(config: &Config, report: &mut Report) {
     for stream in config.streams.values() {
         let key = |field: &str| format!("streams.{}.{field}", stream.name);
         let on_demand = stream.mode == Mode::OnDemand;
+        feed_routes(stream, report);
         if stream.command.is_none() {
-            if stream.feed.is_none() {
+            if stream.feeds.is_empty() {
                 report.error(
                     &format!("streams.{}", stream.name),
                     "a stream without a command relays its feed, so it needs feed",
@@ -268,7 +319,7 @@ fn devices_exist(command: &CommandLine, key: &str, report: &mut Report) {
 /// An on-demand feed that no stream or feed uses never runs: probably a typo elsewhere.
 fn unused_feeds(config: &Config, report: &mut Report) {
     let used: BTreeSet<&String> = (config.feeds.values().filter_map(|feed| feed.feed.as_ref()))
-        .chain(config.streams.values().filter_map(|s| s.feed.as_ref()))
+        .chain(config.streams.values().flat_map(|stream| &stream.feeds))
         .collect();
     for feed in config.feeds.values() {
         if feed.mode != Mode::Continuous && !used.contains(&feed.name) {

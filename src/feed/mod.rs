@@ -64,6 +64,7 @@ fn job(config: &FeedConfig, parent: Option<Arc<Hub>>, logdir: Option<&Path>) -> 
             FeedInput::Command(command) => Input::Command {
                 argv: command.argv.clone(),
                 stdin: parent,
+                pipes: Vec::new(),
             },
             FeedInput::File(path) => Input::File(path.clone()),
         },

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncWrite;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
@@ -49,6 +51,8 @@ pub enum Input {
         argv: Vec<String>,
         /// The feed piped into its stdin.
         stdin: Option<Arc<Hub>>,
+        /// The feeds piped into other file descriptors (3, 4, ...), by descriptor.
+        pipes: Vec<(i32, Arc<Hub>)>,
     },
     /// A file or named pipe.
     File(PathBuf),
@@ -277,11 +281,13 @@ async fn run_once(
 ) -> RunEnd {
     match &job.input {
         Input::File(path) => run_file(job, path, hub, demand, cancel, stats).await,
-        Input::Command { argv, stdin } => {
+        Input::Command { argv, stdin, pipes } => {
             hub.start_run();
+            let targets: Vec<i32> = pipes.iter().map(|(fd, _)| *fd).collect();
             let spec = child::Spec {
                 argv,
                 stdin: stdin.is_some(),
+                pipes: &targets,
                 stderr_file: job.stderr_file.clone(),
                 stderr_budget: job.stderr_budget.clone(),
             };
@@ -310,17 +316,14 @@ async fn run_once(
                 }
                 .in_current_span(),
             ));
-            let mut pipe = match (stdin, child.stdin.take()) {
-                (Some(feed), Some(writer)) => {
-                    // A clean start for the command's demuxer: the header, then whole units.
-                    let subscriber = feed.subscribe_with(Join::Header);
-                    let hub = Arc::clone(hub);
-                    Some(AbortOnDropHandle::new(tokio::spawn(async move {
-                        pipe_into(subscriber, writer, Some(&hub)).await
-                    })))
-                }
-                _ => None,
-            };
+            // Each input on a task of its own: a feed that stalls holds back no other.
+            let mut inputs = JoinSet::new();
+            if let (Some(feed), Some(writer)) = (stdin, child.stdin.take()) {
+                inputs.spawn(feed_into(Arc::clone(feed), writer, Arc::clone(hub)));
+            }
+            for ((_, feed), (_, writer)) in pipes.iter().zip(child.pipes.drain(..)) {
+                inputs.spawn(feed_into(Arc::clone(feed), writer, Arc::clone(hub)));
+            }
             let mut input_ended = false;
             let unwanted = unwanted(job.mode, demand, stats);
             tokio::pin!(unwanted);
@@ -328,17 +331,16 @@ async fn run_once(
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => {
-                        stop_all(child, pump, pipe).await;
+                        stop_all(child, pump, inputs).await;
                         return RunEnd::Cancelled;
                     }
                     _ = &mut unwanted => {
-                        stop_all(child, pump, pipe).await;
+                        stop_all(child, pump, inputs).await;
                         tracing::info!("stopped: no more clients");
                         return RunEnd::Idle;
                     }
-                    ended = async { pipe.as_mut().expect("guarded").await }, if pipe.is_some() => {
-                        pipe = None;
-                        input_ended = matches!(ended, Ok(PipeEnd::FeedEnded));
+                    Some(ended) = inputs.join_next(), if !inputs.is_empty() => {
+                        input_ended |= matches!(ended, Ok(PipeEnd::FeedEnded));
                     }
                     status = child.wait() => break status,
                 }
@@ -351,7 +353,7 @@ async fn run_once(
                 _ = &mut pump => {}
                 _ = tokio::time::sleep(child::STOP_GRACE) => {}
             };
-            drop(pipe);
+            drop(inputs);
             RunEnd::Exited {
                 exit: Exit::from_status(status, child.stderr_tail().text()),
                 // From the hub: a read loop cut short still delivered what it published.
@@ -367,9 +369,9 @@ async fn run_once(
 async fn stop_all(
     child: child::Child,
     pump: AbortOnDropHandle<std::io::Result<u64>>,
-    pipe: Option<AbortOnDropHandle<PipeEnd>>,
+    inputs: JoinSet<PipeEnd>,
 ) {
-    drop(pipe);
+    drop(inputs);
     child.stop().await;
     pump.abort();
     let _ = pump.await;
@@ -414,6 +416,13 @@ async fn run_file(
             input_ended: false,
         },
     }
+}
+
+/// Pipes `feed` into one input of a command that writes into `hub`.
+async fn feed_into<W: AsyncWrite + Unpin>(feed: Arc<Hub>, writer: W, hub: Arc<Hub>) -> PipeEnd {
+    // A clean start for the command's demuxer: the header, then whole units.
+    let subscriber = feed.subscribe_with(Join::Header);
+    pipe_into(subscriber, writer, Some(&hub)).await
 }
 
 /// A command that could not be started, with its whole command line.

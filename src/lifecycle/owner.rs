@@ -323,6 +323,7 @@ mod tests {
             input: Input::Command {
                 argv: vec!["sh".into(), "-c".into(), command.into()],
                 stdin: None,
+                pipes: Vec::new(),
             },
             mode,
             resurrect: true,

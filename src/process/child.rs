@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe;
 use tokio::process::{ChildStdin, ChildStdout, Command};
 use tracing::Instrument;
 
@@ -77,6 +79,9 @@ pub struct Spec<'a> {
     pub argv: &'a [String],
     /// Give the child a stdin pipe (a feed is piped in) instead of /dev/null.
     pub stdin: bool,
+    /// Give the child a pipe to read on each of these file descriptors (3, 4, ...: the feeds
+    /// of a multi-feed stream), besides stdin.
+    pub pipes: &'a [i32],
     /// Also append stderr to this file.
     pub stderr_file: Option<PathBuf>,
     /// The owner's log budget, shared by all its children over resurrections.
@@ -157,6 +162,8 @@ pub struct Child {
     pub stdout: Option<ChildStdout>,
     /// The child's stdin, when [`Spec::stdin`] asked for one.
     pub stdin: Option<ChildStdin>,
+    /// The writing ends of the pipes [`Spec::pipes`] asked for.
+    pub pipes: Vec<InputPipe>,
     tail: StderrTail,
     stderr_done: tokio::task::JoinHandle<()>,
     /// Whether its exit was collected; a child dropped before that is killed with its group.
@@ -182,8 +189,16 @@ pub fn spawn(spec: &Spec<'_>) -> Result<Child, SpawnError> {
     for name in PRIVATE_ENV {
         command.env_remove(name);
     }
+    let spawn_error = |source| SpawnError::Spawn {
+        program: program.clone(),
+        source,
+    };
+    let (readers, writers) = extra_pipes(spec.pipes).map_err(spawn_error)?;
+    let targets: Vec<(i32, i32)> = (readers.iter().map(AsRawFd::as_raw_fd))
+        .zip(spec.pipes.iter().copied())
+        .collect();
     let server_pid = std::process::id();
-    // SAFETY: the closure only makes async-signal-safe syscalls (prctl, getppid).
+    // SAFETY: the closure only makes async-signal-safe syscalls (prctl, getppid, dup2).
     unsafe {
         command.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
@@ -191,13 +206,19 @@ pub fn spawn(spec: &Spec<'_>) -> Result<Child, SpawnError> {
             if rustix::process::getppid().map(Pid::as_raw_pid) != Some(server_pid as i32) {
                 return Err(io::Error::other("server exited during spawn"));
             }
+            for &(from, to) in &targets {
+                // Every `from` is above every `to` (see `extra_pipes`), so no dup2 overwrites
+                // a pipe still to be placed; the copy at `to` is not close-on-exec.
+                let from = BorrowedFd::borrow_raw(from);
+                let mut to = std::mem::ManuallyDrop::new(OwnedFd::from_raw_fd(to));
+                rustix::io::dup2(from, &mut to)?;
+            }
             Ok(())
         });
     }
-    let mut inner = command.spawn().map_err(|source| SpawnError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
+    let mut inner = command.spawn().map_err(spawn_error)?;
+    // The child has its copies: ours must go, or the child would never see the end of input.
+    drop(readers);
     let pid = inner
         .id()
         .and_then(|id| Pid::from_raw(id as i32))
@@ -216,12 +237,30 @@ pub fn spawn(spec: &Spec<'_>) -> Result<Child, SpawnError> {
     Ok(Child {
         stdout: inner.stdout.take(),
         stdin: inner.stdin.take(),
+        pipes: writers,
         inner,
         pid,
         tail,
         stderr_done,
         reaped: false,
     })
+}
+
+/// The writing end of a pipe a child reads on the descriptor it is paired with.
+pub type InputPipe = (i32, pipe::Sender);
+
+/// A pipe for each descriptor of `targets`: the reading ends (close-on-exec, numbered above
+/// every target) and the writing ends, non-blocking, by target.
+fn extra_pipes(targets: &[i32]) -> io::Result<(Vec<OwnedFd>, Vec<InputPipe>)> {
+    let above = targets.iter().copied().max().map_or(0, |max| max + 1);
+    let (mut readers, mut writers) = (Vec::new(), Vec::new());
+    for &target in targets {
+        let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let reader = rustix::io::fcntl_dupfd_cloexec(&reader, above)?;
+        readers.push(reader);
+        writers.push((target, pipe::Sender::from_owned_fd(writer)?));
+    }
+    Ok((readers, writers))
 }
 
 impl Child {
@@ -274,6 +313,7 @@ impl Child {
     /// Stops the whole process group: SIGTERM, then SIGKILL after [`STOP_GRACE`]; reaps it.
     pub async fn stop(mut self) -> Option<ExitStatus> {
         self.stdin = None;
+        self.pipes.clear();
         self.signal_group(Signal::TERM);
         let status = match tokio::time::timeout(STOP_GRACE, self.inner.wait()).await {
             Ok(status) => status.ok(),

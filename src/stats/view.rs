@@ -61,8 +61,10 @@ pub struct StreamView {
     /// Its run (a relay: its feed's run under the stream's name).
     #[serde(flatten)]
     pub run: RunView,
-    /// The feed it reads, if any.
+    /// The feed it reads, if any (the first, for a stream that muxes several).
     pub feed: Option<String>,
+    /// Every feed it reads, in its config's order.
+    pub feeds: Vec<String>,
     /// Its URL paths.
     pub paths: Vec<String>,
     /// Its `Content-Type`.

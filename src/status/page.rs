@@ -126,7 +126,7 @@ fn streams(view: &StatusView, config: &Config) -> Markup {
                 tr data-list="streams" data-name=(stream.run.name) {
                     th { (stream.run.name) }
                     td.links { (links(stream, stream_config.map(|s| s.kind))) }
-                    td { (stream.feed.as_deref().unwrap_or("-")) }
+                    td { (if stream.feeds.is_empty() { "-".to_owned() } else { stream.feeds.join(", ") }) }
                     td { (stream_config.map(|s| mode(s.mode)).unwrap_or_default()) }
                     td { (stream.client) }
                     td { (stream.mimetype) }
@@ -345,6 +345,7 @@ mod tests {
         StreamView {
             run: RunStats::default().view(name, 0, 0),
             feed: None,
+            feeds: Vec::new(),
             paths: std::iter::once(format!("/stream/{name}"))
                 .chain(url.map(str::to_string))
                 .collect(),

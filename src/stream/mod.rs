@@ -1,5 +1,6 @@
-//! Streams: what clients connect to. A stream's command reads its feed on stdin (or nothing)
-//! and writes a streamable container to stdout; without a command the feed is relayed as is.
+//! Streams: what clients connect to. A stream's command reads its feed on stdin (or nothing,
+//! or several feeds on pipes of their own: [`FeedRoute`]) and writes a streamable container
+//! to stdout; without a command the feed is relayed as is.
 //!
 //! A shared stream has one process and one hub for all its clients ("the data created for that
 //! stream should only be created once and sent to each connection"); an exclusive one gets a
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use crate::config::{ClientMode, Mode, StreamConfig, StreamKind};
+use crate::config::{ClientMode, FeedRoute, Mode, StreamConfig, StreamKind};
 use crate::container::select;
 use crate::fanout::hub::{Hub, Subscriber};
 use crate::fanout::join::Join;
@@ -32,8 +33,10 @@ pub struct Stream {
     pub config: StreamConfig,
     /// The hub shared by all clients (shared streams and direct relays).
     shared: Option<Arc<Hub>>,
-    /// The hub of its feed, piped into each process it runs.
-    feed: Option<Arc<Hub>>,
+    /// The hub of the feed piped into the stdin of each process it runs.
+    stdin: Option<Arc<Hub>>,
+    /// The hubs of the feeds piped into other descriptors of each process, by descriptor.
+    pipes: Vec<(i32, Arc<Hub>)>,
     stderr_file: Option<PathBuf>,
     /// Log budget shared by the per-request processes of exclusive streams and shots.
     budget: StderrBudget,
@@ -46,17 +49,30 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Sets a stream up; a shared stream's supervisor is started among `tasks`.
+    /// Sets a stream up; a shared stream's supervisor is started among `tasks`. `feeds` are
+    /// the hubs of its feeds, in its config's order.
     pub fn start(
         config: &StreamConfig,
-        feed: Option<Arc<Hub>>,
+        feeds: &[Arc<Hub>],
         logdir: Option<&Path>,
         tasks: &Tasks,
     ) -> Self {
+        let (mut stdin, mut pipes) = (None, Vec::new());
+        for (name, route) in config.feed_routes() {
+            let position = config.feeds.iter().position(|feed| feed == name);
+            let Some(hub) = position.and_then(|at| feeds.get(at)) else {
+                continue;
+            };
+            match route {
+                FeedRoute::Stdin => stdin = Some(Arc::clone(hub)),
+                FeedRoute::Descriptor(fd) => pipes.push((fd, Arc::clone(hub))),
+            }
+        }
         let mut stream = Self {
             config: config.clone(),
             shared: None,
-            feed,
+            stdin,
+            pipes,
             stderr_file: logdir.map(|dir| dir.join(format!("stream-{}.log", config.name))),
             budget: StderrBudget::default(),
             control: Control::new(&tasks.cancel),
@@ -64,7 +80,7 @@ impl Stream {
             clients: Arc::default(),
         };
         stream.shared = match (&config.command, config.kind, config.client) {
-            (None, _, _) => stream.feed.clone(),
+            (None, _, _) => stream.stdin.clone(),
             (Some(_), StreamKind::Stream, ClientMode::Shared) => {
                 let hub = hub_for(&config.name, &config.mimetype);
                 let job = stream.job(config.mode, false);
@@ -97,9 +113,9 @@ impl Stream {
         self.shared.as_ref()
     }
 
-    /// The name of the feed it reads.
-    pub fn feed_name(&self) -> Option<&str> {
-        self.config.feed.as_deref()
+    /// The names of the feeds it reads.
+    pub fn feed_names(&self) -> &[String] {
+        &self.config.feeds
     }
 
     /// A new client's subscription, starting where `join` says: to the shared hub, or to a
@@ -121,13 +137,9 @@ impl Stream {
             kind: Kind::Stream,
             name: self.config.name.clone(),
             input: Input::Command {
-                argv: self
-                    .config
-                    .command
-                    .as_ref()
-                    .map(|command| command.argv.clone())
-                    .unwrap_or_default(),
-                stdin: self.feed.clone(),
+                argv: self.config.run_argv(),
+                stdin: self.stdin.clone(),
+                pipes: self.pipes.clone(),
             },
             mode,
             resurrect: !once,
@@ -149,7 +161,7 @@ impl Stream {
         let argv = self.config.command.as_ref().map(|c| c.argv.as_slice());
         shot::run(
             argv.unwrap_or_default(),
-            self.feed.clone(),
+            self.stdin.clone(),
             self.stderr_file.clone(),
             self.budget.clone(),
         )

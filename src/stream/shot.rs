@@ -39,6 +39,7 @@ pub async fn run(
     let spec = child::Spec {
         argv,
         stdin: feed.is_some(),
+        pipes: &[],
         stderr_file,
         stderr_budget,
     };
