@@ -206,6 +206,7 @@ impl Expander<'_> {
                 via.to_vec(),
                 message,
             );
+            return entry;
         }
         let mut use_via: Vec<Via> = Via::at(format!("{written}.template"), &template.referenced)
             .into_iter()
@@ -461,4 +462,184 @@ fn fill(
 ) -> Result<(), placeholder::PlaceholderError> {
     text.value = placeholder::substitute(&text.value, lookup)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load::{errors, loaded, problems};
+    use crate::config::{Config, FeedInput};
+
+    fn command(config: &Config, stream: &str) -> String {
+        let command = config.streams[stream].command.as_ref().expect("a command");
+        command.text.clone()
+    }
+
+    const TEMPLATES: &str = "templates:\n  ts:\n    command: enc -i {input} {args} -q {q} {output}\n    mimetype: video/mp2t\n    values: {q: 5}\n";
+
+    #[test]
+    fn a_template_fills_in_input_output_args_and_values() {
+        let yaml = format!(
+            "{TEMPLATES}feeds:\n  cam:\n    command: cat\nstreams:\n  a:\n    template: ts\n    feed: cam\n    args: -s 640x360\n  b:\n    template: ts\n    feed: cam\n    values: {{q: 9}}\n    mimetype: video/x-other\n"
+        );
+        let config = loaded(&yaml);
+        assert_eq!(command(&config, "a"), "enc -i - -s 640x360 -q 5 -");
+        assert_eq!(config.streams["a"].mimetype, "video/mp2t");
+        assert_eq!(command(&config, "b"), "enc -i -  -q 9 -");
+        assert_eq!(config.streams["b"].mimetype, "video/x-other", "the entry's own key wins");
+    }
+
+    #[test]
+    fn a_template_may_build_on_another() {
+        let yaml = "templates:\n  base:\n    command: enc {args} -f {fmt} -\n    mimetype: video/webm\n  webm:\n    template: base\n    values: {fmt: webm}\nfeeds:\n  f:\n    command: cat\nstreams:\n  s:\n    template: webm\n    feed: f\n    args: -an\n";
+        let config = loaded(yaml);
+        assert_eq!(command(&config, "s"), "enc -an -f webm -");
+        assert_eq!(config.streams["s"].mimetype, "video/webm");
+    }
+
+    #[test]
+    fn a_feed_may_use_a_template_too() {
+        let yaml = "templates:\n  cam:\n    command: grab {device}\n    mode: continuous\nfeeds:\n  c0:\n    template: cam\n    values: {device: /x/0}\n";
+        let config = loaded(yaml);
+        let FeedInput::Command(command) = &config.feeds["c0"].input else {
+            panic!("a command feed");
+        };
+        assert_eq!(command.argv, ["grab", "/x/0"]);
+        assert_eq!(config.feeds["c0"].mode, crate::config::Mode::Continuous);
+    }
+
+    const SET: &str = "sets:\n  cams:\n    items:\n      - {id: c0, dev: /x/0}\n      - {id: c1, dev: /x/1, args: -s 1280x720}\n    feeds:\n      \"{id}\": {command: \"grab {dev}\"}\n    streams:\n      \"{id}_ts\": {feed: \"{id}\", url: \"/{id}.ts\"}\n      \"{id}_enc\": {feed: \"{id}\", template: enc, args: \"{args}\"}\ntemplates:\n  enc:\n    command: enc {args} -\n";
+
+    #[test]
+    fn a_set_instantiates_its_definitions_per_item() {
+        let config = loaded(SET);
+        assert_eq!(config.feeds.keys().collect::<Vec<_>>(), ["c0", "c1"]);
+        assert_eq!(
+            config.streams.keys().collect::<Vec<_>>(),
+            ["c0_enc", "c0_ts", "c1_enc", "c1_ts"]
+        );
+        assert_eq!(config.streams["c1_ts"].url.as_deref(), Some("/c1.ts"));
+        assert_eq!(config.streams["c1_ts"].feeds, ["c1"]);
+        assert_eq!(command(&config, "c0_enc"), "enc  -");
+        assert_eq!(command(&config, "c1_enc"), "enc -s 1280x720 -");
+    }
+
+    #[test]
+    fn escaped_braces_and_names_that_need_quoting_survive_a_round_trip() {
+        let yaml = "sets:\n  s:\n    items:\n      - {id: \"#1: a\"}\n    feeds:\n      \"{id}\": {command: \"x {{id}} '{{}}'\"}\n";
+        let config = loaded(yaml);
+        let feed = &config.feeds["#1: a"];
+        let FeedInput::Command(command) = &feed.input else {
+            panic!("a command feed");
+        };
+        assert_eq!(command.argv, ["x", "{id}", "{}"]);
+        let printed = crate::config::render_yaml(&config);
+        let again = loaded(&printed);
+        assert_eq!(again.feeds, config.feeds, "{printed}");
+    }
+
+    #[test]
+    fn an_empty_set_is_a_warning() {
+        assert_eq!(
+            problems("sets:\n  s:\n    items: []\n    feeds:\n      \"{id}\": {command: x}\n"),
+            Ok(vec![
+                "t.yaml:2:3: sets.s: the set has no items, so it defines nothing".to_owned()
+            ])
+        );
+    }
+
+    #[test]
+    fn template_errors_name_the_template_and_its_user() {
+        let yaml = format!(
+            "{TEMPLATES}feeds:\n  cam:\n    command: cat\nstreams:\n  a:\n    template: nope\n    feed: cam\n  b:\n    template: ts\n    command: x\n    feed: cam\n  c:\n    template: ts\n    feed: cam\n    values: {{q: 1, r: 2}}\n"
+        );
+        assert_eq!(
+            errors(&yaml),
+            "t.yaml:11:15: streams.a.template: no template named \"nope\"\n\
+             t.yaml:15:14: streams.b.command: set either template or command, not both\n\
+             t.yaml:20:20: streams.c.values.r: value r is not used: template ts has no {r}"
+        );
+        let unknown = "templates:\n  t:\n    command: enc {nope} -\nfeeds:\n  f:\n    command: cat\nstreams:\n  s:\n    template: t\n    feed: f\n";
+        assert_eq!(
+            errors(unknown),
+            "t.yaml:3:14: templates.t.command: unknown placeholder {nope} \
+             (via streams.s.template at t.yaml:9:15)"
+        );
+        let unused_args = "templates:\n  t:\n    command: enc -\nfeeds:\n  f:\n    command: cat\nstreams:\n  s:\n    template: t\n    feed: f\n    args: -an\n";
+        assert_eq!(
+            errors(unused_args),
+            "t.yaml:11:11: streams.s.args: args is not used: template t has no {args}"
+        );
+        let args_alone = "feeds:\n  f:\n    command: cat\n    args: -an\n";
+        assert_eq!(
+            errors(args_alone),
+            "t.yaml:4:11: feeds.f.args: args only fills a template's placeholders: set template too"
+        );
+    }
+
+    #[test]
+    fn a_template_that_refers_to_itself_is_an_error() {
+        let yaml = "templates:\n  a:\n    template: b\n  b:\n    template: a\nfeeds:\n  f:\n    template: a\n";
+        assert_eq!(
+            errors(yaml),
+            "t.yaml:5:15: templates.b.template: template a refers to itself: a -> b -> a\n\
+             t.yaml:7:3: feeds.f: a feed needs a command or a file"
+        );
+    }
+
+    #[test]
+    fn a_key_a_feed_does_not_have_is_an_error_where_the_template_wrote_it() {
+        let yaml = "templates:\n  t:\n    command: x\n    mimetype: video/mp2t\nfeeds:\n  f:\n    template: t\n";
+        assert_eq!(
+            errors(yaml),
+            "t.yaml:4:15: templates.t.mimetype: a feed has no mimetype (template t is used by \
+             feeds.f) (via feeds.f.template at t.yaml:7:15)"
+        );
+    }
+
+    #[test]
+    fn set_errors_name_the_definition_and_the_item() {
+        let unused = "sets:\n  s:\n    items:\n      - {id: a, dev: x}\n    feeds:\n      \"{id}\": {command: cat}\n";
+        assert_eq!(
+            errors(unused),
+            "t.yaml:4:17: sets.s.items.0.dev: dev is not used by any feed or stream of the set"
+        );
+        let unknown = "sets:\n  s:\n    items:\n      - {id: a}\n    feeds:\n      \"{id}\": {command: \"cat {nope}\"}\n";
+        assert_eq!(
+            errors(unknown),
+            "t.yaml:6:25: sets.s.feeds.{id}.command: unknown placeholder {nope}"
+        );
+        let no_name = "sets:\n  s:\n    items:\n      - {id: a}\n      - {other: b}\n    feeds:\n      \"{id}{other}\": {command: cat}\n";
+        assert_eq!(
+            errors(no_name),
+            "t.yaml:5:9: sets.s.items.1: the item has no id, which the name {id}{other} needs\n\
+             t.yaml:4:9: sets.s.items.0: the item has no other, which the name {id}{other} needs"
+                .lines()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    #[test]
+    fn duplicates_made_by_a_set_are_errors_at_both_places() {
+        let yaml = "feeds:\n  a:\n    command: cat\nsets:\n  s:\n    items:\n      - {id: a}\n      - {id: b}\n    feeds:\n      \"{id}\": {command: cat}\n    streams:\n      \"{id}_s\": {feed: \"{id}\", url: /same}\n";
+        assert_eq!(
+            errors(yaml),
+            "t.yaml:10:7: feeds.a: a feed named \"a\" is defined already, at line 2, column 3 \
+             (via sets.s.items.0 at t.yaml:7:9)\n\
+             t.yaml:12:37: streams.b_s.url: /same is already served by stream \"a_s\" \
+             (via sets.s.items.1 at t.yaml:8:9)"
+        );
+    }
+
+    #[test]
+    fn nested_sets_are_an_error() {
+        let yaml = "sets:\n  s:\n    items: [{id: a}]\n    sets:\n      t: {}\n";
+        assert_eq!(
+            errors(yaml),
+            "t.yaml:4:5: sets.s.sets: sets cannot be nested: list every combination as an item \
+             of one set\n\
+             t.yaml:3:14: sets.s.items.0.id: id is not used by any feed or stream of the set"
+        );
+    }
 }
