@@ -175,3 +175,82 @@ fn missing_device_is_only_a_warning_for_check() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--check` of a shipped config, its stdout (the final config) as text.
+fn printed(path: &Path) -> String {
+    let out = check(path);
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 config")
+}
+
+#[test]
+fn templates_and_sets_print_what_their_hand_expanded_twin_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let resolved = printed(&root.join("config/appliance.yaml"));
+    let twin = printed(&root.join("tests/data/templates/appliance-expanded.yaml"));
+    assert_eq!(resolved, twin);
+    for word in ["template", "sets:", "args:", "values:", "{"] {
+        assert!(!resolved.contains(word), "{word} left in:\n{resolved}");
+    }
+    // The printed config is a config too, and loads again to itself.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (_, again) = check_yaml(dir.path(), "again.yaml", &resolved);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), resolved);
+}
+
+#[test]
+fn template_and_set_errors_name_where_they_were_written() {
+    let templates = "templates:\n  t:\n    command: enc {args} {nope} -\n  loop:\n    template: loop\n";
+    let cases = [
+        // An unknown template, at the stream that names it.
+        (
+            format!("{templates}streams:\n  s:\n    template: tt\n"),
+            8,
+            15,
+            "streams.s.template",
+        ),
+        // An unknown placeholder, in the template (and the stream using it is named too).
+        (
+            format!("{templates}streams:\n  s:\n    template: t\n"),
+            3,
+            14,
+            "templates.t.command",
+        ),
+        // A template that refers to itself.
+        (
+            format!("{templates}streams:\n  s:\n    template: loop\n"),
+            5,
+            15,
+            "templates.loop.template",
+        ),
+        // template: together with command:.
+        (
+            format!("{templates}streams:\n  s:\n    template: t\n    command: cat\n"),
+            9,
+            14,
+            "streams.s.command",
+        ),
+        // An item field no definition uses.
+        (
+            "sets:\n  s:\n    items:\n      - {id: a, dev: x}\n    feeds:\n      \"{id}\": {command: cat}\n".to_owned(),
+            4,
+            17,
+            "sets.s.items.0.dev",
+        ),
+        // A set that makes a stream URL twice.
+        (
+            "feeds:\n  f:\n    command: cat\nsets:\n  s:\n    items: [{id: a}, {id: b}]\n    streams:\n      \"{id}\": {feed: f, url: /x}\n".to_owned(),
+            8,
+            30,
+            "streams.b.url",
+        ),
+    ];
+    for (yaml, line, col, key) in cases {
+        assert_error(&yaml, line, Some(col), key);
+    }
+}
