@@ -205,7 +205,8 @@ fn templates_and_sets_print_what_their_hand_expanded_twin_prints() {
 
 #[test]
 fn template_and_set_errors_name_where_they_were_written() {
-    let templates = "templates:\n  t:\n    command: enc {args} {nope} -\n  loop:\n    template: loop\n";
+    let templates =
+        "templates:\n  t:\n    command: enc {args} {nope} -\n  loop:\n    template: loop\n";
     let cases = [
         // An unknown template, at the stream that names it.
         (

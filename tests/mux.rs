@@ -2,13 +2,13 @@
 //! feed (AAC in ADTS) muxed into MPEG-TS and WebM, each feed on its own pipe (`{feed:NAME}`).
 //! Both outputs carry a video and an audio stream; each feed runs once for two muxing streams
 //! and five clients; a killed audio feed is resurrected and the muxed stream goes on without
-//! its process being restarted.
+//! its process being restarted. An input the command never reads holds back no other.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Server, Signal, probe_streams, send_signal, wait_until};
+use common::{Server, Signal, probe_streams, rss_kib, send_signal, ticker, wait_until};
 
 const FFMPEG: &str = "ffmpeg -hide_banner -loglevel error -nostdin";
 /// Marks the video feed's command line.
@@ -55,9 +55,24 @@ fn two_feeds_mux_into_ts_and_webm_and_each_feed_runs_once() {
     for client in &mut clients {
         assert!(!client.read_at_least(1000, START).is_empty());
     }
-    assert_eq!(server.count_procs(VIDEO_MARK), 1, "{:?}", server.descendants());
-    assert_eq!(server.count_procs(AUDIO_MARK), 1, "{:?}", server.descendants());
-    assert_eq!(server.count_procs("-map 1:a"), 2, "{:?}", server.descendants());
+    assert_eq!(
+        server.count_procs(VIDEO_MARK),
+        1,
+        "{:?}",
+        server.descendants()
+    );
+    assert_eq!(
+        server.count_procs(AUDIO_MARK),
+        1,
+        "{:?}",
+        server.descendants()
+    );
+    assert_eq!(
+        server.count_procs("-map 1:a"),
+        2,
+        "{:?}",
+        server.descendants()
+    );
 }
 
 #[test]
@@ -72,7 +87,10 @@ fn a_killed_audio_feed_is_resurrected_and_the_mux_goes_on() {
     send_signal(mic[0], Signal::Kill);
     assert!(
         wait_until(
-            || server.children(AUDIO_MARK).first().is_some_and(|pid| *pid != mic[0]),
+            || server
+                .children(AUDIO_MARK)
+                .first()
+                .is_some_and(|pid| *pid != mic[0]),
             Duration::from_secs(5)
         ),
         "the audio feed was not resurrected: {:?}",
@@ -85,4 +103,30 @@ fn a_killed_audio_feed_is_resurrected_and_the_mux_goes_on() {
         mux,
         "the muxing process was restarted"
     );
+}
+
+#[test]
+fn an_input_the_command_never_reads_holds_back_no_other() {
+    // `flood` fills its pipe (fd 3) at once and is never read; `tick` (fd 4) must go on.
+    let server = Server::start(&format!(
+        "feeds:\n  flood:\n    command: sh -c 'while :; do head -c 65536 /dev/zero; sleep 0.01; done'\n\
+         \x20 tick:\n    command: {}\n\
+         streams:\n  s:\n    feeds: [flood, tick]\n    mimetype: text/plain\n\
+         \x20   command: sh -c 'exec cat \"$1\"' unread {{feed-path:tick}} {{feed:flood}}\n",
+        ticker("muxtick")
+    ));
+    let mut client = server.open("/stream/s");
+    assert_eq!(client.status, 200);
+    client.read_at_least(1, START);
+    let rss_before = rss_kib(server.pid()).expect("the server runs");
+    // Three seconds later (about 20 MB of `flood`) the ticks still arrive, one every 50 ms:
+    // nothing waits on `flood`, and what it wrote is not kept (its lag is bounded by its hub).
+    std::thread::sleep(Duration::from_secs(3));
+    let late = client.read_for(Duration::from_secs(1));
+    let ticks = String::from_utf8_lossy(&late).matches("muxtick").count();
+    assert!(ticks >= 10, "{ticks} ticks in a second: {late:?}");
+    let grown = rss_kib(server.pid())
+        .expect("the server runs")
+        .saturating_sub(rss_before);
+    assert!(grown < 8 * 1024, "the server grew by {grown} KiB");
 }

@@ -485,7 +485,10 @@ mod tests {
         assert_eq!(command(&config, "a"), "enc -i - -s 640x360 -q 5 -");
         assert_eq!(config.streams["a"].mimetype, "video/mp2t");
         assert_eq!(command(&config, "b"), "enc -i -  -q 9 -");
-        assert_eq!(config.streams["b"].mimetype, "video/x-other", "the entry's own key wins");
+        assert_eq!(
+            config.streams["b"].mimetype, "video/x-other",
+            "the entry's own key wins"
+        );
     }
 
     #[test]

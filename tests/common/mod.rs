@@ -966,6 +966,13 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
 // --check and ffprobe
 // ---------------------------------------------------------------------------------------
 
+/// The resident memory of process `pid` in KiB (`VmRSS`), if it is alive.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs `voyandz --check -f path` (bounded) and returns its output.
 pub fn check(path: &Path) -> Output {
     run_bounded(
