@@ -1,5 +1,5 @@
 //! `config/demo.yaml` works as the README says: each stream carries what its name promises
-//! (checked with ffprobe), and the feed runs once for all of them.
+//! (checked with ffprobe, the muxed `dub` too), and each feed runs once for all of them.
 
 mod common;
 
@@ -43,6 +43,16 @@ fn demo_streams_carry_what_they_promise() {
 
     let mp3_bytes = mp3.read_at_least(20_000, START);
     assert_eq!(probe_streams(&mp3_bytes), ["mp3,audio"], "mp3 stream");
+
+    // Two feeds muxed: the video of `testsrc`, the audio of `mic`.
+    let mut dub = server.open("/stream/dub");
+    let dub_bytes = dub.read_at_least(300_000, START);
+    assert_eq!(
+        probe_streams(&dub_bytes),
+        ["h264,video", "aac,audio"],
+        "dub stream"
+    );
+    assert_eq!(server.count_procs("sine=frequency=660"), 1, "one mic feed");
 
     let shot = server.get("/stream/shot");
     assert_eq!(shot.status, 200);

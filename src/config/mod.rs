@@ -1,7 +1,8 @@
 //! Configuration: the final, resolved form the rest of the program sees.
 //!
 //! `load` reads a YAML file (a superset of upstream voyandz 0.3.1's format) into these
-//! types (`raw` is the file's shape, `convert` and `values` parse it); `validate` cross-checks
+//! types (`raw` is the file's shape, `expand` applies its templates and sets, with
+//! `placeholder` filling their text, and `convert` and `values` parse it); `validate` cross-checks
 //! them; `render` prints the final form back as YAML (for `/config` and `--check`). Every
 //! problem carries the file, line, column and key path (`problem`). Nothing outside this
 //! module sees raw YAML.
