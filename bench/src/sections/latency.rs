@@ -1,5 +1,7 @@
 //! Latency at 4 Mbit/s and 32 kbit/s with 10 clients: the pipe floor (stamp | reader, no
-//! server), a direct-relay stream and a `cat` stream. Target: p99 ≤ 1 ms through the server.
+//! server), a direct-relay stream and a `cat` stream, and at 4 Mbit/s a multi-feed stream
+//! whose command reads its second feed on a descriptor of its own. Target: p99 ≤ 1 ms through
+//! the server.
 
 use std::time::Duration;
 
@@ -23,6 +25,50 @@ const RATES: [(u64, &str); 2] = [(4_000_000, "4 Mbit/s"), (32_000, "32 kbit/s")]
 /// The target for both server paths.
 const P99_TARGET_NS: u64 = 1_000_000;
 const TARGET: &str = "p99 ≤ 1 ms, no loss";
+
+/// A row through the server: 10 clients of one stream of the relay config.
+struct Via {
+    /// The stream the clients read.
+    stream: &'static str,
+    /// What the row calls it, after the rate.
+    what: &'static str,
+    /// Entries added under `feeds:` of [`Ctx::relay_yaml`] for it ([`Ctx::relay_yaml_with`]).
+    feeds: &'static str,
+    /// Entries added under its `streams:`.
+    streams: &'static str,
+    /// The lowest rate it runs at.
+    min_rate: u64,
+}
+
+/// The rows through the server, at each rate of [`RATES`] from their `min_rate`. `mux2` is
+/// `cat` with the feed on descriptor 3 instead of stdin: the stamp `f` is its second feed,
+/// which its command names (`cat /dev/fd/3`), and the first, `quiet` (a `sleep` that writes
+/// nothing, so it costs nothing), goes to its stdin, unread. Same framing (`video/mp2t`) as
+/// `cat`, so the two rows differ only in how the feed reaches the command; at 4 Mbit/s only,
+/// since the rate does not change that.
+const VIAS: [Via; 3] = [
+    Via {
+        stream: "direct",
+        what: "direct relay",
+        feeds: "",
+        streams: "",
+        min_rate: 0,
+    },
+    Via {
+        stream: "cat",
+        what: "cat stream",
+        feeds: "",
+        streams: "",
+        min_rate: 0,
+    },
+    Via {
+        stream: "mux2",
+        what: "multi-feed stream (2nd feed's fd → stdout)",
+        feeds: "  quiet:\n    command: sleep 3600\n",
+        streams: "  mux2:\n    feeds: [quiet, f]\n    command: \"cat {feed-path:f}\"\n    mimetype: video/mp2t\n",
+        min_rate: 1_000_000,
+    },
+];
 
 /// The measured window: a 32 kbit/s stream has 21 packets a second, so it gets a longer one
 /// for its p99 to rest on more than a handful of samples.
@@ -57,13 +103,13 @@ async fn measure_floor(ctx: &Ctx, clients: &Clients, rate: u64) -> Window {
     .await
 }
 
-/// Runs the six rows.
+/// Runs the nine rows.
 pub async fn run(ctx: &mut Ctx) {
     for (rate, label) in RATES {
         floor(ctx, rate, label).await;
         tcp_floor(ctx, rate, label).await;
-        for (stream, what) in [("direct", "direct relay"), ("cat", "cat stream")] {
-            through_server(ctx, rate, label, stream, what).await;
+        for via in VIAS.iter().filter(|via| rate >= via.min_rate) {
+            through_server(ctx, rate, label, via).await;
         }
     }
 }
@@ -191,9 +237,9 @@ async fn tcp_floor(ctx: &mut Ctx, rate: u64, label: &str) {
     ctx.push(row);
 }
 
-async fn through_server(ctx: &mut Ctx, rate: u64, label: &str, stream: &str, what: &str) {
-    let name = format!("{label} {what}");
-    let yaml = ctx.relay_yaml(rate);
+async fn through_server(ctx: &mut Ctx, rate: u64, label: &str, via: &Via) {
+    let (stream, name) = (via.stream, format!("{label} {}", via.what));
+    let yaml = ctx.relay_yaml_with(rate, via.feeds, via.streams);
     let mut server = match ctx.start_server(&format!("latency-{stream}-{rate}"), &yaml) {
         Ok(s) => s,
         Err(e) => return ctx.push(server_error("latency", &name, TARGET, &e)),

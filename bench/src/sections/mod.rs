@@ -187,10 +187,17 @@ impl Ctx {
     /// container is sniffed from its own first bytes, whatever the streams relaying it say,
     /// so `opaque` needs a feed of its own whose first bytes are no container.
     pub fn relay_yaml(&self, rate_bps: u64) -> String {
+        self.relay_yaml_with(rate_bps, "", "")
+    }
+
+    /// [`Ctx::relay_yaml`] with more entries under `feeds:` and under `streams:` (YAML lines
+    /// indented by two, each ending in a newline), for a row whose stream needs more than the
+    /// usual ones without adding them to every other section's server.
+    pub fn relay_yaml_with(&self, rate_bps: u64, feeds: &str, streams: &str) -> String {
         let ts = yaml_str(&self.stamp_cmd(rate_bps, FeedLooks::MpegTs));
         let opaque = yaml_str(&self.stamp_cmd(rate_bps, FeedLooks::Opaque));
         format!(
-            "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {ts}\n  g:\n    command: {opaque}\nstreams:\n  direct:\n    feed: f\n    mimetype: video/mp2t\n  cat:\n    command: cat\n    feed: f\n    mimetype: video/mp2t\n  opaque:\n    feed: g\n    mimetype: text/plain\n",
+            "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {ts}\n  g:\n    command: {opaque}\n{feeds}streams:\n  direct:\n    feed: f\n    mimetype: video/mp2t\n  cat:\n    command: cat\n    feed: f\n    mimetype: video/mp2t\n  opaque:\n    feed: g\n    mimetype: text/plain\n{streams}",
         )
     }
 }
