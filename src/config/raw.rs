@@ -544,19 +544,7 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         let feed = &unknown_keys(text)[1];
-        assert_eq!(
-            feed.expected,
-            [
-                "command",
-                "file",
-                "mode",
-                "feed",
-                "no-resurrect",
-                "template",
-                "args",
-                "values"
-            ]
-        );
+        assert_eq!(feed.expected, FEED_KEYS);
         assert_eq!(unknown_keys(TEXT).len(), 1, "list entries are not keys");
         assert_eq!(
             unknown_keys("feeds:\n- x: 1\n"),

@@ -185,6 +185,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::config::load::loaded;
     use crate::config::load_str;
 
     /// Renders `config`, loads the result as if from the same file, and compares.
@@ -289,6 +290,24 @@ mod tests {
         );
         assert!(yaml.starts_with(&expected), "{yaml}");
         assert!(ips.contains(&"127.0.0.1".to_owned()), "{ips:?}");
+    }
+
+    #[test]
+    fn one_feed_prints_as_feed_and_several_as_feeds() {
+        let config = loaded(
+            "feeds:\n  a:\n    command: cat\n  b:\n    command: cat\nstreams:\n  one:\n    \
+             feeds: [a]\n  mux:\n    feeds: [a, b]\n    command: mux {feed:a} {feed-path:b}\n",
+        );
+        let rendered = assert_round_trip(&config);
+        assert!(rendered.contains("feed: a\n"), "{rendered}");
+        assert!(
+            rendered.contains("feeds:\n    - a\n    - b\n"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("mux {feed:a} {feed-path:b}"),
+            "{rendered}"
+        );
     }
 
     #[test]

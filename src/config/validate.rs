@@ -83,6 +83,11 @@ fn feed_routes(stream: &StreamConfig, report: &mut Report) {
         );
         return;
     }
+    if stream.kind == StreamKind::Shot && !stream.named_feeds().is_empty() {
+        let message = "a shot reads its feed on stdin: write - (or {input}) where it reads it";
+        report.error(&command_key, message);
+        return;
+    }
     for named in stream.named_feeds() {
         if !stream.feeds.iter().any(|feed| feed == named) {
             let message = format!("the command reads feed {named}, which is not in its feeds");
@@ -339,6 +344,52 @@ mod tests {
 
     fn warnings(yaml: &str) -> Vec<String> {
         problems(yaml).unwrap_or_else(|errors| panic!("{}", errors.join("\n")))
+    }
+
+    #[test]
+    fn each_feed_of_a_multi_feed_stream_must_reach_its_command() {
+        let feeds = "feeds:\n  a:\n    command: cat\n  b:\n    command: cat\n";
+        let stream = |body: &str| format!("{feeds}streams:\n  s:\n{body}");
+        assert_eq!(
+            errors(&stream("    feeds: [a, b]\n    command: mux -\n")),
+            [
+                "t.yaml:8:16: streams.s.feeds.1: the command does not read feed b: only the first \
+              feed goes to stdin, so put {feed:b} (or {feed-path:b}) where it reads it"
+            ]
+        );
+        assert_eq!(
+            errors(&stream(
+                "    feeds: [a]\n    command: mux {feed:a} {feed:c}\n"
+            )),
+            ["t.yaml:9:14: streams.s.command: the command reads feed c, which is not in its feeds"]
+        );
+        assert_eq!(
+            errors(&stream(
+                "    feeds: [a, b, a]\n    command: mux {feed:b} -\n"
+            )),
+            ["t.yaml:8:19: streams.s.feeds.2: feed a is listed twice"]
+        );
+        assert_eq!(
+            errors(&stream("    feeds: [a, b]\n")),
+            [
+                "t.yaml:8:16: streams.s.feeds.1: a stream without a command relays one feed: \
+              muxing several needs a command that reads them"
+            ]
+        );
+        assert_eq!(
+            errors(&stream(
+                "    type: shot\n    feed: a\n    command: grab {feed:a}\n"
+            )),
+            [
+                "t.yaml:10:14: streams.s.command: a shot reads its feed on stdin: write - (or \
+              {input}) where it reads it"
+            ]
+        );
+        assert_eq!(
+            errors(&stream("    feed: a\n    feeds: [b]\n    command: x\n")),
+            ["t.yaml:9:12: streams.s.feeds: set either feed or feeds, not both"]
+        );
+        warnings(&stream("    feeds: [a, b]\n    command: mux {feed:b} -\n"));
     }
 
     #[test]
