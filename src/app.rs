@@ -1,5 +1,5 @@
 //! run(): wires the configuration, the registry, the HTTP server and the signals together,
-//! and owns shutdown.
+//! runs the main loop (reloads, systemd's status and watchdog), and owns shutdown.
 //!
 //! Shutdown is spelled out: on SIGTERM or SIGINT every stream body is ended, every task is
 //! told through one cancellation token, and the program waits (bounded) for all of them, so
@@ -8,17 +8,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::lifecycle::Tasks;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Config;
 use crate::http::routes::Routes;
 use crate::http::server;
+use crate::lifecycle::Tasks;
 use crate::registry::Registry;
+use crate::reload::watch::ConfigWatch;
+use crate::reload::{ReloadLog, Reloader, Trigger};
+use crate::stats::State;
 use crate::status::ServerFacts;
+use crate::systemd::notify::{self, Watchdog};
 
 /// The longest shutdown may take: the spec's service must stop within 2 s, children get
 /// SIGTERM then SIGKILL within it.
 const SHUTDOWN_MAX: Duration = Duration::from_millis(1500);
+/// How often `systemctl status` gets a fresh status line (and, without a watchdog, the
+/// longest a hung main loop goes unnoticed by it).
+const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +40,10 @@ pub enum RunError {
 }
 
 /// Serves `config` on every one of `listeners` (the same routes on each) until SIGTERM or
-/// SIGINT.
+/// SIGINT; reloads it on SIGHUP and when its file changes.
 pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Result<(), RunError> {
     // Before the first request is answered: a signal must stop the server, never kill it.
-    let stop = stop_signal()?;
+    let mut signals = Signals::install()?;
     let listeners = (listeners.into_iter())
         .map(|listener| {
             let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -44,6 +52,13 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
         })
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(RunError::Listener)?;
+    let path = config.path.clone();
+    let reloader = Reloader::new(&path, std::fs::read_to_string(&path).ok());
+    let mut watch = ConfigWatch::new(&path)
+        .inspect_err(|error| {
+            tracing::warn!(%error, config = %path.display(), "cannot watch the config file: reload it with SIGHUP");
+        })
+        .ok();
     let tasks = Tasks::default();
     let registry = Registry::start(config, &tasks);
     let facts = ServerFacts::now(listeners.iter().map(|(_, address)| *address).collect());
@@ -59,8 +74,40 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
         servers.push(tokio::spawn(serve));
         tracing::info!(%address, "listening");
     }
-    stop.await;
+    let reloads = &routes.facts.reloads;
+    notify::ready(&status_line(&routes.registry, reloads));
+    let watchdog = Watchdog::from_env();
+    let tick = watchdog.map_or(STATUS_INTERVAL, |dog| dog.interval.min(STATUS_INTERVAL));
+    let mut ticks = tokio::time::interval(tick);
+    loop {
+        let trigger = tokio::select! {
+            _ = signals.terminate.recv() => break,
+            _ = signals.interrupt.recv() => break,
+            _ = signals.hangup.recv() => Some(Trigger::Signal),
+            changed = file_changed(&mut watch) => {
+                if let Err(error) = changed {
+                    tracing::warn!(%error, "cannot watch the config file any more: reload it with SIGHUP");
+                    watch = None;
+                }
+                Some(Trigger::FileChanged)
+            }
+            _ = ticks.tick() => None,
+        };
+        if let Some(trigger) = trigger
+            && reloader
+                .reload(trigger, &routes.registry, reloads)
+                .is_some()
+        {
+            notify::reloaded(&status_line(&routes.registry, reloads));
+        }
+        // Read the state as requests do: a main loop or registry that hangs stops the pings.
+        notify::status(&status_line(&routes.registry, reloads));
+        if let Some(dog) = &watchdog {
+            dog.ping();
+        }
+    }
     tracing::info!("stopping");
+    notify::stopping();
     routes.registry.close();
     tasks.cancel.cancel();
     tasks.tracker.close();
@@ -80,17 +127,47 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
     Ok(())
 }
 
-/// Installs the SIGTERM and SIGINT handlers now; the future completes at the first signal.
-fn stop_signal() -> Result<impl Future<Output = ()>, RunError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {},
-            _ = interrupt.recv() => {},
-        }
-    })
+/// One line for `systemctl status`: `2/3 feeds running, 14 clients, last reload ok at …`.
+fn status_line(registry: &Registry, reloads: &ReloadLog) -> String {
+    let state = registry.state();
+    let running = (state.feeds.iter())
+        .filter(|feed| feed.state == State::Running)
+        .count();
+    let clients: usize = state.streams.iter().map(|stream| stream.clients).sum();
+    let reload = reloads.last().map_or_else(
+        || "no reload yet".to_owned(),
+        |last| format!("last reload {}", last.summary()),
+    );
+    format!(
+        "{running}/{} feeds running, {clients} clients, {reload}",
+        state.feeds.len()
+    )
+}
+
+/// Waits for the next change of the config file; never, when it is not watched.
+async fn file_changed(watch: &mut Option<ConfigWatch>) -> std::io::Result<()> {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The signals the server acts on, installed before the first request.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, RunError> {
+        let install = |kind| signal(kind).map_err(RunError::Signals);
+        Ok(Self {
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+            hangup: install(SignalKind::hangup())?,
+        })
+    }
 }
 
 /// Logs panics of any task with their backtrace: the task ends, the server goes on.

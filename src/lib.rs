@@ -26,6 +26,7 @@ pub mod logging;
 pub mod panics;
 pub mod process;
 pub mod registry;
+pub mod reload;
 pub mod screenshot;
 pub mod stats;
 pub mod status;

@@ -151,6 +151,17 @@ impl Snapshot {
         }
     }
 
+    /// Ends the clients of every stream `kept` does not keep: a reload removed it, or starts
+    /// it afresh (its new run has clients of its own). Its processes stop when the last
+    /// holder of this snapshot lets it go.
+    pub fn retire(&self, kept: &dyn Fn(Kind, &str) -> bool) {
+        for (name, stream) in &self.streams {
+            if !kept(Kind::Stream, name) {
+                stream.control().end_clients();
+            }
+        }
+    }
+
     /// The stream served at a URL path, if any.
     pub fn stream_at(&self, path: &str) -> Option<&Arc<Stream>> {
         self.paths.get(path)

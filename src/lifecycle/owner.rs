@@ -89,6 +89,12 @@ impl Control {
         self.token().child_token()
     }
 
+    /// Ends every client it has now (the feed or stream left the config); clients that
+    /// come later get a fresh token only through a new `Control`.
+    pub fn end_clients(&self) {
+        self.token().cancel();
+    }
+
     fn token(&self) -> CancellationToken {
         self.token
             .lock()

@@ -86,6 +86,7 @@ mod tests {
                 config_path: std::ffi::OsStr::from_bytes(b"/etc/\xffv.yaml").into(),
                 logdir: None,
                 clients_shown,
+                last_reload: None,
             },
             state: RuntimeState {
                 taken_at: facts.started_at,

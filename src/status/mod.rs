@@ -13,12 +13,14 @@ pub mod page;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Local};
 use serde::Serialize;
 
 use crate::registry::Snapshot;
+use crate::reload::{LastReload, ReloadLog};
 use crate::stats::RuntimeState;
 
 /// The version of the status API's schema: raised when a field is renamed, removed or changes
@@ -34,6 +36,8 @@ pub struct ServerFacts {
     pub started: Instant,
     /// The addresses it listens on (inherited sockets or bound ones).
     pub listening: Vec<SocketAddr>,
+    /// How the last reload went.
+    pub reloads: Arc<ReloadLog>,
 }
 
 impl ServerFacts {
@@ -43,6 +47,7 @@ impl ServerFacts {
             started_at: Local::now(),
             started: Instant::now(),
             listening,
+            reloads: Arc::default(),
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct ServerView {
     pub logdir: Option<PathBuf>,
     /// Whether the clients list is shown (`status.clients`; off by default, as the spec says).
     pub clients_shown: bool,
+    /// How the last reload went; `null` until the config was reloaded.
+    pub last_reload: Option<LastReload>,
 }
 
 /// A path as a string even when it is not UTF-8 (serde refuses those, which would fail the
@@ -122,6 +129,7 @@ impl StatusView {
                 config_path: config.path.clone(),
                 logdir: config.logdir.clone(),
                 clients_shown,
+                last_reload: facts.reloads.last(),
             },
             state,
         }

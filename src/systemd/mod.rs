@@ -1,4 +1,5 @@
-//! systemd integration: the listening socket handed over by socket activation ([`listen`]).
-//! sd-notify and journald come with the service-integration milestone.
+//! What makes voyandz a systemd service: the sockets systemd passes ([`listen`]) and the
+//! messages it sends back ([`notify`]).
 
 pub mod listen;
+pub mod notify;
