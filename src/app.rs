@@ -78,7 +78,7 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
     notify::ready(&status_line(&routes.registry, reloads));
     let watchdog = Watchdog::from_env();
     let tick = watchdog.map_or(STATUS_INTERVAL, |dog| dog.interval.min(STATUS_INTERVAL));
-    let mut ticks = tokio::time::interval(tick);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     loop {
         let trigger = tokio::select! {
             _ = signals.terminate.recv() => break,

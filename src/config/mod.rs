@@ -23,12 +23,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(test)]
+pub(crate) use load::loaded;
 pub use load::{
     DEFAULT_LISTEN_ADDR, DEFAULT_LISTEN_PORT, DEFAULT_METRICS, DEFAULT_MIMETYPE, DEFAULT_PAGES,
     DEFAULT_STATUS_API, DEFAULT_STATUS_PAGE, Loaded, load_file, load_str,
 };
-#[cfg(test)]
-pub(crate) use load::loaded;
 pub use problem::{ConfigError, Problem};
 pub use render::render_yaml;
 pub use values::MAX_TIMEOUT;

@@ -22,6 +22,10 @@ pub struct ConfigWatch {
     inotify: AsyncFd<Inotify>,
     name: OsString,
     buffer: Vec<u8>,
+    /// An event was read and its quiet time is not over: kept here, not in the future of
+    /// [`ConfigWatch::changed`], so that a caller that drops that future (a `select!` taking
+    /// another branch) does not lose the change.
+    pending: bool,
 }
 
 impl ConfigWatch {
@@ -49,16 +53,24 @@ impl ConfigWatch {
             inotify,
             name,
             buffer: vec![0; EVENT_BUFFER_BYTES],
+            pending: false,
         })
     }
 
     /// Waits until the file was written, replaced, created or removed, and then until its
-    /// directory has been quiet for [`DEBOUNCE`].
+    /// directory has been quiet for [`DEBOUNCE`]. Cancel-safe: a change seen by a dropped
+    /// call is reported by the next one.
     pub async fn changed(&mut self) -> io::Result<()> {
-        self.event().await?;
+        if !self.pending {
+            self.event().await?;
+            self.pending = true;
+        }
         loop {
             match tokio::time::timeout(DEBOUNCE, self.event()).await {
-                Err(_quiet) => return Ok(()),
+                Err(_quiet) => {
+                    self.pending = false;
+                    return Ok(());
+                }
                 Ok(event) => event?,
             }
         }
@@ -70,6 +82,7 @@ impl ConfigWatch {
             inotify,
             name,
             buffer,
+            ..
         } = self;
         loop {
             let mut ready = inotify.readable_mut().await?;
@@ -98,6 +111,18 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(2), watch.changed())
             .await
             .is_ok_and(|changed| changed.is_ok())
+    }
+
+    #[tokio::test]
+    async fn a_change_seen_by_a_dropped_call_is_reported_by_the_next() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("voyandz.yaml");
+        let mut watch = ConfigWatch::new(&path).expect("watch");
+        std::fs::write(&path, "a: 1\n").expect("write");
+        // Dropped within the quiet time, after it read the event.
+        let first = tokio::time::timeout(Duration::from_millis(100), watch.changed()).await;
+        assert!(first.is_err(), "still waiting for quiet");
+        assert!(seen(&mut watch).await, "the next call reports it");
     }
 
     #[tokio::test]

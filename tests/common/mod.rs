@@ -91,13 +91,16 @@ impl Server {
         cmd.arg("-f")
             .arg(&config)
             .args(args)
-            .envs(env.iter().copied())
             .env("LISTEN_FDS", "1")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES")
             .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .env_remove("JOURNAL_STREAM")
             .env_remove("VOYANDZ_CONFFILE")
+            // After the removals: a test may set any of them (NOTIFY_SOCKET, WATCHDOG_USEC).
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -139,6 +142,28 @@ impl Server {
             }
             thread::sleep(POLL_INTERVAL);
         }
+    }
+
+    /// Rewrites its config file in place (as `>` or an editor without a backup does), with
+    /// `{port}` and `{tmp}` expanded.
+    pub fn write_config(&self, yaml: &str) {
+        std::fs::write(&self.config, expand(yaml, self.port, self.dir.path()))
+            .expect("write the config");
+    }
+
+    /// Replaces its config file by a rename, as editors' atomic saves and `sed -i` do.
+    pub fn replace_config(&self, yaml: &str) {
+        let temporary = self.dir.path().join(".voyandz.yaml.new");
+        std::fs::write(&temporary, expand(yaml, self.port, self.dir.path()))
+            .expect("write the new config");
+        std::fs::rename(&temporary, &self.config).expect("rename it over the config");
+    }
+
+    /// `/stat.json`, parsed.
+    pub fn status_json(&self) -> serde_json::Value {
+        let answer = self.get("/stat.json");
+        assert_eq!(answer.status, 200, "GET /stat.json");
+        serde_json::from_slice(&answer.body).expect("/stat.json is JSON")
     }
 
     /// The port the daemon listens on.
@@ -858,6 +883,8 @@ pub enum Signal {
     Stop,
     /// SIGCONT.
     Cont,
+    /// SIGHUP: reload the config.
+    Hup,
 }
 
 /// Sends `signal` to `pid` (errors, such as the process being gone, are ignored).
@@ -868,6 +895,7 @@ pub fn send_signal(pid: u32, signal: Signal) {
         Signal::Int => rustix::process::Signal::INT,
         Signal::Stop => rustix::process::Signal::STOP,
         Signal::Cont => rustix::process::Signal::CONT,
+        Signal::Hup => rustix::process::Signal::HUP,
     };
     let Some(pid) = i32::try_from(pid)
         .ok()

@@ -1,0 +1,192 @@
+//! Live reload: an edit in place, a replacement by rename and SIGHUP each apply a new config;
+//! a client of an unchanged stream sees no gap over 100 ms across ten reloads in a row; a
+//! broken config changes nothing and shows in `/stat.json` with its line; a deleted config is
+//! logged and changes nothing, and its re-creation reloads.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Server, Signal, send_signal, wait_until};
+
+/// How long a reload may take to show: the debounce (200 ms) and a loaded machine.
+const APPLIED: Duration = Duration::from_secs(10);
+/// The longest pause a client of an unchanged stream may see across reloads.
+const GAP_MAX: Duration = Duration::from_millis(100);
+
+/// A feed ticking every 20 ms, relayed by `steady`, and `extra` streams named as given.
+fn config(extra: &[&str]) -> String {
+    let mut yaml = format!(
+        "feeds:\n  tick:\n    command: sh -c 'while :; do echo tick; sleep 0.02; done' reloadtick\n\
+         streams:\n  steady:\n    feed: tick\n    mimetype: text/plain\n",
+    );
+    for name in extra {
+        yaml.push_str(&format!(
+            "  {name}:\n    feed: tick\n    command: cat\n    mimetype: text/plain\n"
+        ));
+    }
+    yaml
+}
+
+/// Whether `/stream/NAME` is served (HEAD answers what GET would).
+fn served(server: &Server, name: &str) -> bool {
+    server.request("HEAD", &format!("/stream/{name}")).status == 200
+}
+
+fn wait_served(server: &Server, name: &str, wanted: bool) {
+    assert!(
+        wait_until(|| served(server, name) == wanted, APPLIED),
+        "/stream/{name} served: expected {wanted}; log:\n{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn an_edit_a_rename_and_sighup_each_apply_a_change() {
+    let server = Server::start(&config(&[]));
+    server.write_config(&config(&["edited"]));
+    wait_served(&server, "edited", true);
+
+    server.replace_config(&config(&["renamed"]));
+    wait_served(&server, "renamed", true);
+    wait_served(&server, "edited", false);
+
+    // SIGHUP comes before the file watch's debounce is over: the signal applies the change.
+    server.write_config(&config(&["signalled"]));
+    send_signal(server.pid(), Signal::Hup);
+    wait_served(&server, "signalled", true);
+    let reload = &server.status_json()["server"]["last_reload"];
+    assert_eq!(reload["ok"], true, "{reload}");
+    assert!(server.is_running());
+    assert!(
+        server.wait_log("trigger=Signal", Duration::from_secs(1)),
+        "{}",
+        server.log_text()
+    );
+}
+
+/// Reads `client` on a thread and keeps the longest pause between two reads.
+struct GapMeter {
+    longest: Arc<Mutex<Duration>>,
+    done: Arc<AtomicBool>,
+    thread: thread::JoinHandle<u64>,
+}
+
+impl GapMeter {
+    fn start(mut client: common::StreamReader) -> Self {
+        let longest = Arc::new(Mutex::new(Duration::ZERO));
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = thread::spawn({
+            let (longest, done) = (Arc::clone(&longest), Arc::clone(&done));
+            move || {
+                let mut total = 0u64;
+                let mut last = Instant::now();
+                while !done.load(Ordering::Relaxed) {
+                    match client.try_read_at_least(1, Duration::from_millis(500)) {
+                        Ok(bytes) => total += bytes.len() as u64,
+                        Err(rest) if client.is_finished() => {
+                            total += rest.len() as u64;
+                            return total;
+                        }
+                        Err(rest) => total += rest.len() as u64,
+                    }
+                    let now = Instant::now();
+                    let mut worst = longest.lock().expect("gap lock");
+                    *worst = (*worst).max(now - last);
+                    last = now;
+                }
+                total
+            }
+        });
+        Self {
+            longest,
+            done,
+            thread,
+        }
+    }
+
+    /// The longest pause so far.
+    fn longest(&self) -> Duration {
+        *self.longest.lock().expect("gap lock")
+    }
+
+    /// Stops reading; the bytes read.
+    fn finish(self) -> u64 {
+        self.done.store(true, Ordering::Relaxed);
+        self.thread.join().expect("reader thread")
+    }
+}
+
+#[test]
+fn a_client_of_an_unchanged_stream_sees_no_gap_across_ten_reloads() {
+    let server = Server::start(&config(&[]));
+    let mut client = server.open("/stream/steady");
+    client.read_at_least(1, Duration::from_secs(10));
+    let meter = GapMeter::start(client);
+    thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    for round in 0..10 {
+        let name = format!("extra{round}");
+        server.write_config(&config(&[&name]));
+        wait_served(&server, &name, true);
+    }
+    let took = started.elapsed();
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        server.count_procs("reloadtick"),
+        1,
+        "the feed ran once throughout"
+    );
+    let longest = meter.longest();
+    let bytes = meter.finish();
+    println!("ten reloads in {took:?}: longest pause of the unchanged stream's client {longest:?}");
+    assert!(longest <= GAP_MAX, "a pause of {longest:?}");
+    assert!(bytes > 100, "the client went on receiving: {bytes} bytes");
+}
+
+#[test]
+fn a_broken_config_keeps_the_running_one_and_says_where_it_is_wrong() {
+    let server = Server::start(&config(&["kept"]));
+    let mut client = server.open("/stream/steady");
+    client.read_at_least(1, Duration::from_secs(10));
+    // Line 10 is `kept`'s command key, misspelt.
+    server.write_config(&config(&["kept"]).replace("    command: cat", "    comand: cat"));
+    assert!(
+        wait_until(
+            || server.status_json()["server"]["last_reload"]["ok"] == false,
+            APPLIED
+        ),
+        "no failed reload in /stat.json; log:\n{}",
+        server.log_text()
+    );
+    let reload = &server.status_json()["server"]["last_reload"];
+    let message = reload["message"].as_str().expect("a message");
+    assert!(
+        message.contains("voyandz.yaml:10:5: streams.kept.comand: unknown key"),
+        "{message}"
+    );
+    assert!(served(&server, "kept"), "the running config stays in force");
+    assert!(
+        !client.read_at_least(1, APPLIED).is_empty(),
+        "serving goes on"
+    );
+    assert!(server.log_text().contains("reload failed"));
+}
+
+#[test]
+fn a_deleted_config_changes_nothing_and_its_return_reloads() {
+    let server = Server::start(&config(&["kept"]));
+    std::fs::remove_file(server.config_path()).expect("remove the config");
+    assert!(
+        server.wait_log("the config file is gone", APPLIED),
+        "{}",
+        server.log_text()
+    );
+    assert!(served(&server, "kept") && served(&server, "steady"));
+    server.write_config(&config(&["back"]));
+    wait_served(&server, "back", true);
+    wait_served(&server, "kept", false);
+}
