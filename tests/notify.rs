@@ -1,7 +1,8 @@
 //! sd-notify with a real datagram socket owned by the test (as systemd's NOTIFY_SOCKET):
 //! READY (with STATUS) once serving, RELOADING with MONOTONIC_USEC then READY around a
 //! reload, STOPPING on shutdown, in that order; WATCHDOG pings at half of WATCHDOG_USEC that
-//! stop while the server is frozen (SIGSTOP) and come back after SIGCONT.
+//! stop while the server is frozen (SIGSTOP) and come back after SIGCONT; children see none
+//! of those variables.
 
 mod common;
 
@@ -166,4 +167,34 @@ fn watchdog_pings_come_at_half_the_timeout_and_stop_while_frozen() {
         wait_until(|| socket.pings().len() > frozen_at, Duration::from_secs(2)),
         "pings again after SIGCONT"
     );
+}
+
+#[test]
+fn children_see_none_of_the_servers_systemd_variables() {
+    let socket = NotifySocket::bind();
+    let server = Server::spawn_with_env(
+        "streams:\n  env:\n    command: sh -c 'env; sleep 5'\n    mimetype: text/plain\n",
+        &[],
+        &[
+            ("NOTIFY_SOCKET", &socket.path),
+            ("WATCHDOG_USEC", "10000000"),
+        ],
+    );
+    server.wait_ready();
+    let mut client = server.open("/stream/env");
+    let env = String::from_utf8_lossy(&client.read_at_least(20, WAIT)).into_owned();
+    let env = env + &String::from_utf8_lossy(&client.read_for(Duration::from_millis(300)));
+    assert!(env.contains("PATH="), "{env}");
+    for private in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+    ] {
+        assert!(
+            !env.contains(private),
+            "{private} reached the child:\n{env}"
+        );
+    }
 }
