@@ -54,6 +54,13 @@ fn main() -> ExitCode {
     let addresses: Vec<std::net::SocketAddr> = (config.listen_ips.iter())
         .map(|ip| std::net::SocketAddr::new(*ip, config.listen_port))
         .collect();
+    if inherited.as_ref().is_ok_and(|sockets| !sockets.is_empty()) {
+        tracing::info!(
+            listenaddr = %config.listen_addr,
+            listenport = config.listen_port,
+            "serving the sockets systemd passed: listenaddr and listenport are not used"
+        );
+    }
     let listeners = match inherited.and_then(|inherited| listen::listeners(inherited, &addresses)) {
         Ok(listeners) => listeners,
         Err(error) => {

@@ -19,7 +19,7 @@ const GAP_MAX: Duration = Duration::from_millis(100);
 
 /// A feed ticking every 20 ms, relayed by `steady`, and `extra` streams named as given.
 fn config(extra: &[&str]) -> String {
-    let mut yaml = format!(
+    let mut yaml = String::from(
         "feeds:\n  tick:\n    command: sh -c 'while :; do echo tick; sleep 0.02; done' reloadtick\n\
          streams:\n  steady:\n    feed: tick\n    mimetype: text/plain\n",
     );

@@ -78,6 +78,23 @@ impl Server {
 
     /// [`Server::spawn_with`] with extra environment variables for the daemon (`RUST_LOG`).
     pub fn spawn_with_env(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn_inheriting(yaml, args, env, Vec::new())
+    }
+
+    /// Starts the daemon as systemd would with several sockets: the helper's own at fd 3 and
+    /// `extra` at fds 4, 5, ... (`LISTEN_FDS` counts them all); waits until it serves.
+    pub fn start_with_sockets(yaml: &str, extra: Vec<TcpListener>) -> Server {
+        let server = Server::spawn_inheriting(yaml, &[], &[], extra);
+        server.wait_ready();
+        server
+    }
+
+    fn spawn_inheriting(
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        extra: Vec<TcpListener>,
+    ) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("voyandz-test-")
             .tempdir()
@@ -91,7 +108,7 @@ impl Server {
         cmd.arg("-f")
             .arg(&config)
             .args(args)
-            .env("LISTEN_FDS", "1")
+            .env("LISTEN_FDS", (1 + extra.len()).to_string())
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES")
             .env_remove("NOTIFY_SOCKET")
@@ -104,17 +121,62 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        cmd.fd_mappings(vec![FdMapping {
-            parent_fd: OwnedFd::from(listener),
-            child_fd: 3,
-        }])
-        .expect("map the listener to fd 3");
+        let sockets = std::iter::once(listener).chain(extra);
+        cmd.fd_mappings(
+            (sockets.zip(3..))
+                .map(|(listener, child_fd)| FdMapping {
+                    parent_fd: OwnedFd::from(listener),
+                    child_fd,
+                })
+                .collect(),
+        )
+        .expect("map the listeners to fds 3, 4, ...");
         let child = cmd.spawn().expect("spawn voyandz");
         // `cmd` still owns our copy of the listener: drop it, so that the port stops
         // answering when the daemon dies instead of queueing connections for nobody.
         drop(cmd);
 
         Server::adopt(child, port, dir, config)
+    }
+
+    /// Runs the daemon under `systemd-socket-activate` on a free port of 127.0.0.1, as
+    /// systemd's socket activation does: the tool listens, and starts the daemon (passing it
+    /// the socket as fd 3, named `http`) only when the first connection arrives. Does not
+    /// wait: the first client is the one that starts it.
+    pub fn spawn_socket_activated(yaml: &str) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("voyandz-test-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|probe| probe.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("voyandz.yaml");
+        std::fs::write(&config, expand(yaml, port, dir.path())).expect("write the config");
+        let child = Command::new("systemd-socket-activate")
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg("--fdname=http")
+            .arg(BIN)
+            .arg("-f")
+            .arg(&config)
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("VOYANDZ_CONFFILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn systemd-socket-activate (package systemd)");
+        let server = Server::adopt(child, port, dir, config);
+        // A probe connection would start the daemon: wait for the tool's own line instead.
+        assert!(
+            wait_until(|| server.log_text().contains("Listening on"), START_TIMEOUT),
+            "systemd-socket-activate did not listen; log:\n{}",
+            server.log_text()
+        );
+        server
     }
 
     /// Polls with a tiny HTTP request until the daemon answers (any status), or panics with
@@ -536,9 +598,27 @@ impl StreamReader {
         Self::open_raw(port, &request, timeout)
     }
 
+    /// GET `path` from `host` (an address such as `::1`) at `port`; panics on failure.
+    pub fn connect(host: &str, port: u16, path: &str) -> StreamReader {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: voyandz\r\nUser-Agent: voyandz-tests\r\nConnection: close\r\n\r\n"
+        );
+        Self::open_raw_to(host, port, &request, START_TIMEOUT)
+            .unwrap_or_else(|e| panic!("GET {path} from {host} port {port}: {e}"))
+    }
+
     fn open_raw(port: u16, request: &str, timeout: Duration) -> io::Result<StreamReader> {
+        Self::open_raw_to("127.0.0.1", port, request, timeout)
+    }
+
+    fn open_raw_to(
+        host: &str,
+        port: u16,
+        request: &str,
+        timeout: Duration,
+    ) -> io::Result<StreamReader> {
         let deadline = Instant::now() + timeout;
-        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        let mut stream = TcpStream::connect((host, port))?;
         stream.set_nodelay(true)?;
         stream.write_all(request.as_bytes())?;
         let mut reader = StreamReader {
