@@ -40,8 +40,13 @@ pub enum RunError {
 }
 
 /// Serves `config` on every one of `listeners` (the same routes on each) until SIGTERM or
-/// SIGINT; reloads it on SIGHUP and when its file changes.
-pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Result<(), RunError> {
+/// SIGINT; reloads it on SIGHUP and when its file changes. `activated`: the listeners came
+/// from systemd, so a reload never moves them.
+pub async fn run(
+    config: Config,
+    listeners: Vec<std::net::TcpListener>,
+    activated: bool,
+) -> Result<(), RunError> {
     // Before the first request is answered: a signal must stop the server, never kill it.
     let mut signals = Signals::install()?;
     let listeners = (listeners.into_iter())
@@ -68,12 +73,7 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
         facts,
         traffic: Default::default(),
     });
-    let mut servers = Vec::with_capacity(listeners.len());
-    for (listener, address) in listeners {
-        let serve = server::serve(listener, Arc::clone(&routes), tasks.clone());
-        servers.push(tokio::spawn(serve));
-        tracing::info!(%address, "listening");
-    }
+    let mut servers = serve_all(listeners, &routes, &tasks);
     let reloads = &routes.facts.reloads;
     notify::ready(&status_line(&routes.registry, reloads));
     let watchdog = Watchdog::from_env();
@@ -93,12 +93,25 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
             }
             _ = ticks.tick() => None,
         };
-        if let Some(trigger) = trigger
-            && reloader
+        if let Some(trigger) = trigger {
+            let before = routes.registry.load().config.clone();
+            if reloader
                 .reload(trigger, &routes.registry, reloads)
                 .is_some()
-        {
-            notify::reloaded(&status_line(&routes.registry, reloads));
+            {
+                let after = routes.registry.load().config.clone();
+                let moved = (before.listen_ips != after.listen_ips)
+                    || (before.listen_port != after.listen_port);
+                if moved && activated {
+                    tracing::warn!(
+                        "listenaddr or listenport changed, but systemd passed the sockets: \
+                         change them in voyandz.socket"
+                    );
+                } else if moved {
+                    servers = rebind(servers, &before, &after, &routes, &tasks);
+                }
+                notify::reloaded(&status_line(&routes.registry, reloads));
+            }
         }
         // Read the state as requests do: a main loop or registry that hangs stops the pings.
         notify::status(&status_line(&routes.registry, reloads));
@@ -125,6 +138,62 @@ pub async fn run(config: Config, listeners: Vec<std::net::TcpListener>) -> Resul
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// An accept loop on each listener, all on the same routes.
+fn serve_all(
+    listeners: Vec<(tokio::net::TcpListener, std::net::SocketAddr)>,
+    routes: &Arc<Routes>,
+    tasks: &Tasks,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let addresses = listeners.iter().map(|(_, address)| *address).collect();
+    routes.facts.set_listening(addresses);
+    (listeners.into_iter())
+        .map(|(listener, address)| {
+            tracing::info!(%address, "listening");
+            tokio::spawn(server::serve(listener, Arc::clone(routes), tasks.clone()))
+        })
+        .collect()
+}
+
+/// Moves the listening sockets to the addresses of `after`: the old ones close first (the
+/// new address may take the same port), connections already accepted go on. If the new
+/// addresses cannot be had, the old ones are taken again.
+fn rebind(
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    before: &Config,
+    after: &Config,
+    routes: &Arc<Routes>,
+    tasks: &Tasks,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    for server in &servers {
+        server.abort();
+    }
+    let bind = |config: &Config| -> std::io::Result<Vec<_>> {
+        let addresses: Vec<std::net::SocketAddr> = (config.listen_ips.iter())
+            .map(|ip| std::net::SocketAddr::new(*ip, config.listen_port))
+            .collect();
+        let listeners = crate::systemd::listen::listeners(Vec::new(), &addresses)
+            .map_err(std::io::Error::other)?;
+        (listeners.into_iter())
+            .map(|listener| {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let address = listener.local_addr()?;
+                Ok((listener, address))
+            })
+            .collect()
+    };
+    match bind(after).or_else(|error| {
+        tracing::error!(%error, "cannot listen where the new config says: listening where it was");
+        bind(before)
+    }) {
+        Ok(listeners) => serve_all(listeners, routes, tasks),
+        Err(error) => {
+            tracing::error!(%error, "cannot listen any more: nothing is served until a reload that can");
+            routes.facts.set_listening(Vec::new());
+            Vec::new()
+        }
+    }
 }
 
 /// One line for `systemctl status`: `2/3 feeds running, 14 clients, last reload ok at …`.

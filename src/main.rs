@@ -54,7 +54,8 @@ fn main() -> ExitCode {
     let addresses: Vec<std::net::SocketAddr> = (config.listen_ips.iter())
         .map(|ip| std::net::SocketAddr::new(*ip, config.listen_port))
         .collect();
-    if inherited.as_ref().is_ok_and(|sockets| !sockets.is_empty()) {
+    let activated = inherited.as_ref().is_ok_and(|sockets| !sockets.is_empty());
+    if activated {
         tracing::info!(
             listenaddr = %config.listen_addr,
             listenport = config.listen_port,
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_OSERR);
         }
     };
-    let result = runtime.block_on(voyandz::app::run(config, listeners));
+    let result = runtime.block_on(voyandz::app::run(config, listeners, activated));
     // A read blocked on a device in the blocking pool must not keep the process alive.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_MAX);
     match result {

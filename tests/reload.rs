@@ -1,7 +1,7 @@
 //! Live reload: an edit in place, a replacement by rename and SIGHUP each apply a new config;
 //! a client of an unchanged stream sees no gap over 100 ms across ten reloads in a row; a
 //! broken config changes nothing and shows in `/stat.json` with its line; a deleted config is
-//! logged and changes nothing, and its re-creation reloads.
+//! logged and changes nothing, and its re-creation reloads; a changed listen port is rebound.
 
 mod common;
 
@@ -189,4 +189,29 @@ fn a_deleted_config_changes_nothing_and_its_return_reloads() {
     server.write_config(&config(&["back"]));
     wait_served(&server, "back", true);
     wait_served(&server, "kept", false);
+}
+
+#[test]
+fn a_changed_listen_port_is_rebound() {
+    let yaml = "listenport: {port}\nstreams:\n  s:\n    command: cat\n    mimetype: text/plain\n";
+    let server = Server::start_binding(yaml);
+    let new_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|probe| probe.local_addr())
+        .expect("a free port")
+        .port();
+    server.write_config(&yaml.replace("{port}", &new_port.to_string()));
+    let answers = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(
+        wait_until(|| answers(new_port) && !answers(server.port()), APPLIED),
+        "not moved to port {new_port}; log:\n{}",
+        server.log_text()
+    );
+    let mut answer = common::StreamReader::connect("127.0.0.1", new_port, "/stat.json");
+    let status: serde_json::Value =
+        serde_json::from_slice(&answer.read_for(Duration::from_secs(5))).expect("JSON");
+    let listening = &status["server"]["listening"];
+    assert!(
+        listening.to_string().contains(&format!(":{new_port}")),
+        "{listening}"
+    );
 }

@@ -82,7 +82,7 @@ mod tests {
                 time: facts.started_at,
                 started_at: facts.started_at,
                 uptime_ms: 0,
-                listening: facts.listening.clone(),
+                listening: facts.listening(),
                 config_path: std::ffi::OsStr::from_bytes(b"/etc/\xffv.yaml").into(),
                 logdir: None,
                 clients_shown,

@@ -13,7 +13,7 @@ pub mod page;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Local};
@@ -34,19 +34,35 @@ pub struct ServerFacts {
     pub started_at: DateTime<Local>,
     /// When the server started (monotonic, for the uptime).
     pub started: Instant,
-    /// The addresses it listens on (inherited sockets or bound ones).
-    pub listening: Vec<SocketAddr>,
+    /// The addresses it listens on (inherited sockets or bound ones); a reload may move them.
+    pub listening: Arc<Mutex<Vec<SocketAddr>>>,
     /// How the last reload went.
     pub reloads: Arc<ReloadLog>,
 }
 
 impl ServerFacts {
+    /// The addresses it listens on now.
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        self.listening
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Records the addresses it listens on after a reload moved them.
+    pub fn set_listening(&self, addresses: Vec<SocketAddr>) {
+        *self
+            .listening
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = addresses;
+    }
+
     /// The facts of a server starting now on `listening`.
     pub fn now(listening: Vec<SocketAddr>) -> Self {
         Self {
             started_at: Local::now(),
             started: Instant::now(),
-            listening,
+            listening: Arc::new(Mutex::new(listening)),
             reloads: Arc::default(),
         }
     }
@@ -125,7 +141,7 @@ impl StatusView {
                 time: state.taken_at,
                 started_at: facts.started_at,
                 uptime_ms: u64::try_from(facts.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                listening: facts.listening.clone(),
+                listening: facts.listening(),
                 config_path: config.path.clone(),
                 logdir: config.logdir.clone(),
                 clients_shown,

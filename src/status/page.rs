@@ -81,6 +81,12 @@ fn general(view: &StatusView, config: &Config) -> Markup {
             tr { th { "Uptime" } td data-field="uptime_ms" { (duration_ms(server.uptime_ms)) } }
             tr { th { "Listening on" } td { (listening) } }
             tr { th { "Config file" } td { (server.config_path.display()) } }
+            tr { th { "Last reload" } td {
+                @match &server.last_reload {
+                    Some(reload) => (reload.summary()),
+                    None => "none since the start",
+                }
+            } }
             tr { th { "Log dir" } td {
                 @match &server.logdir {
                     Some(dir) => (dir.display()),
