@@ -1,4 +1,6 @@
-//! systemd integration: the listening socket handed over by socket activation ([`listen`]).
-//! sd-notify and journald come with the service-integration milestone.
+//! systemd integration: the listening socket handed over by socket activation ([`listen`]) and
+//! native logging to the journal ([`journal`]). sd-notify comes with the service-integration
+//! milestone.
 
+pub mod journal;
 pub mod listen;
