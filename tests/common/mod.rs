@@ -378,6 +378,18 @@ fn collect_lines(stderr: impl Read, log: &Mutex<Vec<String>>) {
     }
 }
 
+/// Whether `line` starts with the spec's timestamp and one space:
+/// `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ` without a regex crate.
+pub fn has_timestamp(line: &str) -> bool {
+    const PATTERN: &[u8] = b"dddd-dd-dd dd:dd:dd.ddd ";
+    let bytes = line.as_bytes();
+    bytes.len() > PATTERN.len()
+        && PATTERN.iter().zip(bytes).all(|(&p, &b)| match p {
+            b'd' => b.is_ascii_digit(),
+            other => other == b,
+        })
+}
+
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
 pub fn wait_until(mut cond: impl FnMut() -> bool, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
