@@ -313,6 +313,11 @@ mod tests {
 
         /// The next non-empty datagram, or the contents of the memfd it passed.
         fn next(&self) -> Vec<u8> {
+            self.next_with_origin().0
+        }
+
+        /// [`Receiver::next`], and whether it came as a memfd.
+        fn next_with_origin(&self) -> (Vec<u8>, bool) {
             use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
             loop {
                 let mut data = vec![0; 1 << 16];
@@ -338,11 +343,15 @@ mod tests {
                     let size = memfd.metadata().expect("fstat the memfd").len();
                     let mut entry = vec![0; usize::try_from(size).expect("a small memfd")];
                     memfd.read_exact_at(&mut entry, 0).expect("read the memfd");
-                    return entry;
+                    return (entry, true);
                 }
                 if received.bytes > 0 {
+                    assert!(
+                        received.bytes < data.len(),
+                        "a datagram larger than the test reads"
+                    );
                     data.truncate(received.bytes);
-                    return data;
+                    return (data, false);
                 }
             }
         }
@@ -522,13 +531,17 @@ mod tests {
     fn an_entry_too_large_for_a_datagram_goes_as_a_memfd() {
         let receiver = Receiver::bind();
         let journal = Journal::connect_to(&receiver.path).expect("connect");
+        // The largest datagram is the send buffer: make it small whatever the sysctls say.
+        rustix::net::sockopt::set_socket_send_buffer_size(&journal.socket, 16 << 10)
+            .expect("SO_SNDBUF");
         let subscriber = tracing_subscriber::registry().with(journal);
-        // Above the default socket send buffer (208 KiB), the largest datagram.
-        let backtrace = "frame\n".repeat(100_000);
+        let backtrace = "frame\n".repeat(20_000);
         tracing::subscriber::with_default(subscriber, || {
             tracing::error!(%backtrace, "task panicked");
         });
-        let entry = parse(&receiver.next());
+        let (entry, memfd) = receiver.next_with_origin();
+        assert!(memfd, "sent as a memfd");
+        let entry = parse(&entry);
         assert_eq!(entry["PRIORITY"], "3");
         assert!(entry["MESSAGE"].contains(" ERROR task panicked backtrace=frame\nframe\n"));
         assert!(entry["MESSAGE"].len() > backtrace.len());

@@ -1555,7 +1555,8 @@ impl JournalNamespace {
         assert!(sync.status.success(), "journalctl --sync: {sync:?}");
         let out = run_bounded(
             (self.command("journalctl"))
-                .args(["--no-pager", "--output", "json"])
+                // --all: fields over 4 KiB would otherwise print as null.
+                .args(["--no-pager", "--all", "--output", "json"])
                 .arg(format!("_PID={pid}")),
             None,
             JOURNALCTL_TIMEOUT,
