@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 
 # ffmpeg/ffprobe: every feed, stream and test; build-essential: the linker (cc);
 # pkg-config: build scripts of -sys crates; procps: ps/pgrep for debugging children;
-# systemd: systemd-socket-activate for the socket-activation tests; curl and
+# systemd: systemd-socket-activate for the socket-activation tests, and systemd-journald and
+# journalctl for the journald test (tests/journald.rs), which runs its own journald in a
+# private mount namespace made with unshare and entered with nsenter (util-linux); curl and
 # ca-certificates: rustup and the demo's URLs; chromium: the headless-browser MPJPEG test.
 # The real-player test (tests/players.rs) plays streams with mpv and with GStreamer's
 # gst-launch-1.0 (tools): souphttpsrc, matroskademux, qtdemux, flvdemux and vp8dec come from
@@ -21,8 +23,8 @@ cd "$(dirname "$0")/.."
 # metrics` and scrape it with a `prometheus` server they start themselves on a temporary
 # config and port; chromium also drives the status-page tests (headless, JS on and off). The
 # package's own service is not wanted: see below.
-PACKAGES="ffmpeg build-essential pkg-config procps systemd curl ca-certificates chromium
-mpv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+PACKAGES="ffmpeg build-essential pkg-config procps systemd util-linux curl ca-certificates
+chromium mpv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus"
 
 . scripts/debian-packages.sh
@@ -40,7 +42,8 @@ if [ -n "$missing" ]; then
     esac
 elif ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the commands themselves (see README.md for Fedora).
-    for cmd in ffmpeg ffprobe cc pkg-config curl mpv gst-launch-1.0 promtool prometheus; do
+    for cmd in ffmpeg ffprobe cc pkg-config curl mpv gst-launch-1.0 promtool prometheus \
+        journalctl unshare nsenter; do
         if ! command -v "$cmd" >/dev/null 2>&1; then
             echo "setup: '$cmd' is missing; see README.md (Fedora notes) for what to install" >&2
             exit 1

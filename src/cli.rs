@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::logging::Output;
+
 /// voyandz: serves live audio and video over HTTP with minimal latency.
 #[derive(Debug, Parser)]
 #[command(name = "voyandz", version, about)]
@@ -17,4 +19,8 @@ pub struct Cli {
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: tracing::Level,
+    /// Where to log: the journal when systemd connected stderr to it (auto), stderr, or the
+    /// journal (natively, with priorities and FEED, STREAM, CLIENT, CHILD_PID fields).
+    #[arg(long = "log", value_name = "OUTPUT", value_enum, default_value_t = Output::Auto)]
+    pub log: Output,
 }

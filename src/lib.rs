@@ -11,8 +11,9 @@
 //! counters and those of every client, read as one plain view; [`process`] spawns and reaps
 //! children and says why they ended; [`status`] gathers what the status page, API and
 //! metrics show; [`panics`] keeps a panicking container parser from
-//! taking its stream down; [`systemd`] takes the listening socket; [`logging`] formats every
-//! line; [`cli`] is the command line; and [`app`] wires it all together and owns shutdown.
+//! taking its stream down; [`systemd`] takes the listening socket and writes to the journal;
+//! [`logging`] formats every line and sends it to stderr or the journal; [`cli`] is the
+//! command line; and [`app`] wires it all together and owns shutdown.
 
 pub mod app;
 pub mod cli;

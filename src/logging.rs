@@ -1,4 +1,6 @@
-//! Log setup: every line is `YYYY-mm-dd hh:mm:ss.sss LEVEL message key=value ...`.
+//! Log setup: every line is `YYYY-mm-dd hh:mm:ss.sss LEVEL message key=value ...`, written to
+//! stderr or, under systemd, sent to the journal as the `MESSAGE` of an entry with structured
+//! fields ([`crate::systemd::journal`]); never to both, which would show every line twice.
 //!
 //! The spec asks that all lines start with a local timestamp with milliseconds followed by a
 //! single space. tracing-subscriber's default format pads the level and prints targets, so this
@@ -15,17 +17,48 @@ use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::fmt::{MakeWriter, layer};
+use tracing_subscriber::layer::Filter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::systemd::journal;
 
 /// The spec's timestamp: local time, milliseconds.
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 /// The target of the first line (`voyandz <version> starting`), which every level lets through.
 const FIRST_LINE_TARGET: &str = "voyandz::start";
 
+/// Where log lines go (`--log`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// The journal when systemd connected stderr to it (`JOURNAL_STREAM`), else stderr.
+    Auto,
+    /// stderr, one line per event.
+    Stderr,
+    /// The journal, natively: priorities and the fields FEED, STREAM, CLIENT, CHILD_PID.
+    Journal,
+}
+
+impl Output {
+    /// Whether to log to the journal; `stderr_is_journal` is asked only for [`Output::Auto`].
+    fn journal(self, stderr_is_journal: impl FnOnce() -> bool) -> bool {
+        match self {
+            Output::Auto => stderr_is_journal(),
+            Output::Stderr => false,
+            Output::Journal => true,
+        }
+    }
+}
+
+/// Writes what every line starts with: the local timestamp, one space, the level, one space.
+pub(crate) fn write_line_start(writer: &mut impl fmt::Write, level: &Level) -> fmt::Result {
+    let now = chrono::Local::now().format(TIMESTAMP_FORMAT);
+    write!(writer, "{now} {level} ")
+}
+
 /// Formats events as one line: timestamp, level, message, then span and event fields.
-struct LineFormat;
+pub(crate) struct LineFormat;
 
 impl<S, N> FormatEvent<S, N> for LineFormat
 where
@@ -38,8 +71,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let now = chrono::Local::now().format(TIMESTAMP_FORMAT);
-        write!(writer, "{now} {} ", event.metadata().level())?;
+        write_line_start(&mut writer, event.metadata().level())?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
@@ -54,15 +86,43 @@ where
     }
 }
 
-/// Installs the global logger writing to stderr at `level` and above (or as `RUST_LOG` says),
-/// and writes the first line, `voyandz <version> starting`, which no level filters out.
-pub fn init(level: Level) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{}", level).to_lowercase()));
-    tracing_subscriber::registry()
-        .with(lines(filter, std::io::stderr))
-        .init();
+/// Installs the global logger, sending what passes `level` (or what `RUST_LOG` says) to
+/// `output`, and writes the first line, `voyandz <version> starting`, which no level filters
+/// out. When the journal is wanted but journald does not listen, lines go to stderr, and the
+/// second one says so.
+pub fn init(level: Level, output: Output) {
+    let filter = || {
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(level.to_string().to_lowercase()))
+    };
+    let journal = output
+        .journal(journal::stderr_is_journal)
+        .then(journal::Journal::connect);
+    let registry = tracing_subscriber::registry();
+    let unreachable = match journal {
+        Some(Ok(journal)) => {
+            registry
+                .with(journal.with_filter(or_first_line(filter())))
+                .init();
+            None
+        }
+        Some(Err(error)) => {
+            registry.with(lines(filter(), std::io::stderr)).init();
+            Some(error)
+        }
+        None => {
+            registry.with(lines(filter(), std::io::stderr)).init();
+            None
+        }
+    };
     first_line();
+    if let Some(error) = unreachable {
+        tracing::warn!(
+            socket = journal::SOCKET_PATH,
+            %error,
+            "cannot log to the journal; logging to stderr"
+        );
+    }
 }
 
 /// The layer writing [`LineFormat`] lines to `writer`: what `filter` lets through, and the
@@ -72,13 +132,21 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let first_line = filter_fn(|metadata| metadata.target() == FIRST_LINE_TARGET)
-        .with_max_level_hint(LevelFilter::INFO);
     layer()
         .with_writer(writer)
         .with_ansi(false)
         .event_format(LineFormat)
-        .with_filter(filter.or(first_line))
+        .with_filter(or_first_line(filter))
+}
+
+/// What `filter` lets through, and the first line whatever the level.
+fn or_first_line<S>(filter: EnvFilter) -> impl Filter<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let first_line = filter_fn(|metadata| metadata.target() == FIRST_LINE_TARGET)
+        .with_max_level_hint(LevelFilter::INFO);
+    filter.or(first_line)
 }
 
 fn first_line() {
@@ -131,6 +199,15 @@ mod tests {
             "{text}"
         );
         assert_eq!(rest, " WARN feed died feed=\"cam0\" peer=\"127.0.0.1:1\"\n");
+    }
+
+    #[test]
+    fn only_auto_asks_whether_stderr_is_the_journal() {
+        let never = || -> bool { panic!("asked") };
+        assert!(!Output::Stderr.journal(never));
+        assert!(Output::Journal.journal(never));
+        assert!(Output::Auto.journal(|| true));
+        assert!(!Output::Auto.journal(|| false));
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     }
     // Before any thread exists: it reads and clears LISTEN_* from the environment.
     let inherited = listen::inherited();
-    voyandz::logging::init(cli.log_level);
+    voyandz::logging::init(cli.log_level, cli.log);
     voyandz::app::log_panics();
     raise_open_files_limit();
     tracing::info!(config = %path.display(), "loading the configuration");

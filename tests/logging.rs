@@ -6,20 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::Server;
+use common::{Server, has_timestamp};
 
 const START: Duration = Duration::from_secs(20);
-
-/// `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ` without a regex crate.
-fn has_timestamp(line: &str) -> bool {
-    const PATTERN: &[u8] = b"dddd-dd-dd dd:dd:dd.ddd ";
-    let bytes = line.as_bytes();
-    bytes.len() > PATTERN.len()
-        && PATTERN.iter().zip(bytes).all(|(&p, &b)| match p {
-            b'd' => b.is_ascii_digit(),
-            other => other == b,
-        })
-}
 
 #[test]
 fn timestamp_matcher_works() {

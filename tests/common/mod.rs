@@ -8,6 +8,9 @@
 //! before the config is written, so a config can name it (`{port}`, for self-connecting
 //! streams) and temporary paths (`{tmp}`).
 //!
+//! The journald tests run the daemon inside a private mount namespace with a journald of its
+//! own ([`JournalNamespace`]), since the daemon writes to journald's fixed socket path.
+//!
 //! Everything here is synchronous std code: threads and blocking sockets with deadlines.
 //! Every wait polls a condition until a deadline; nothing sleeps a fixed time and hopes.
 //! It does not: parse HTTP beyond what the tests need (status line, headers, chunked or
@@ -77,19 +80,38 @@ impl Server {
     }
 
     /// [`Server::spawn_with`] with extra environment variables for the daemon (`RUST_LOG`).
+    /// `{stderr}` in a value is replaced by `<device>:<inode>` of the daemon's stderr pipe,
+    /// as systemd writes it in `JOURNAL_STREAM`.
     pub fn spawn_with_env(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
-        Server::spawn_inheriting(yaml, args, env, Vec::new())
+        Server::launch(Command::new(BIN), yaml, args, env, Vec::new())
     }
 
     /// Starts the daemon as systemd would with several sockets: the helper's own at fd 3 and
     /// `extra` at fds 4, 5, ... (`LISTEN_FDS` counts them all); waits until it serves.
     pub fn start_with_sockets(yaml: &str, extra: Vec<TcpListener>) -> Server {
-        let server = Server::spawn_inheriting(yaml, &[], &[], extra);
+        let server = Server::launch(Command::new(BIN), yaml, &[], &[], extra);
         server.wait_ready();
         server
     }
 
-    fn spawn_inheriting(
+    /// [`Server::start`] inside `namespace` (see [`JournalNamespace`]), with extra arguments
+    /// and environment as in [`Server::spawn_with_env`].
+    pub fn start_in(
+        namespace: &JournalNamespace,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        let server = Server::launch(namespace.command(BIN), yaml, args, env, Vec::new());
+        server.wait_ready();
+        server
+    }
+
+    /// Runs `program` (the daemon, or a command that execs it in place, keeping its pid) on a
+    /// config written from `yaml`, with a listener bound here as fd 3 and `extra` as fds 4,
+    /// 5, ...
+    fn launch(
+        mut program: Command,
         yaml: &str,
         args: &[&str],
         env: &[(&str, &str)],
@@ -103,8 +125,17 @@ impl Server {
         let port = listener.local_addr().expect("local address").port();
         let config = dir.path().join("voyandz.yaml");
         std::fs::write(&config, expand(yaml, port, dir.path())).expect("write the config");
+        // A pipe made here rather than by `Stdio::piped`, so that its inode is known before
+        // the daemon starts (`{stderr}`).
+        let (stderr, stderr_writer) = io::pipe().expect("a pipe for the daemon's stderr");
+        let stderr_writer = std::fs::File::from(OwnedFd::from(stderr_writer));
+        let stderr_id = {
+            use std::os::unix::fs::MetadataExt;
+            let metadata = stderr_writer.metadata().expect("fstat the stderr pipe");
+            format!("{}:{}", metadata.dev(), metadata.ino())
+        };
 
-        let mut cmd = Command::new(BIN);
+        let cmd = &mut program;
         cmd.arg("-f")
             .arg(&config)
             .args(args)
@@ -117,10 +148,10 @@ impl Server {
             .env_remove("JOURNAL_STREAM")
             .env_remove("VOYANDZ_CONFFILE")
             // After the removals: a test may set any of them (NOTIFY_SOCKET, WATCHDOG_USEC).
-            .envs(env.iter().copied())
+            .envs((env.iter()).map(|(name, value)| (name, value.replace("{stderr}", &stderr_id))))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(stderr_writer);
         let sockets = std::iter::once(listener).chain(extra);
         cmd.fd_mappings(
             (sockets.zip(3..))
@@ -131,12 +162,13 @@ impl Server {
                 .collect(),
         )
         .expect("map the listeners to fds 3, 4, ...");
-        let child = cmd.spawn().expect("spawn voyandz");
-        // `cmd` still owns our copy of the listener: drop it, so that the port stops
-        // answering when the daemon dies instead of queueing connections for nobody.
-        drop(cmd);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        // `program` still owns our copies of the listeners and of the pipe's write end: drop
+        // them, so that the ports stop answering when the daemon dies instead of queueing
+        // connections for nobody, and its stderr ends with it.
+        drop(program);
 
-        Server::adopt(child, port, dir, config)
+        Server::adopt(child, stderr, port, dir, config)
     }
 
     /// Runs the daemon under `systemd-socket-activate` on a free port of 127.0.0.1, as
@@ -154,7 +186,7 @@ impl Server {
             .port();
         let config = dir.path().join("voyandz.yaml");
         std::fs::write(&config, expand(yaml, port, dir.path())).expect("write the config");
-        let child = Command::new("systemd-socket-activate")
+        let mut child = Command::new("systemd-socket-activate")
             .arg(format!("--listen=127.0.0.1:{port}"))
             .arg("--fdname=http")
             .arg(BIN)
@@ -169,7 +201,8 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn systemd-socket-activate (package systemd)");
-        let server = Server::adopt(child, port, dir, config);
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let server = Server::adopt(child, stderr, port, dir, config);
         // A probe connection would start the daemon: wait for the tool's own line instead.
         assert!(
             wait_until(|| server.log_text().contains("Listening on"), START_TIMEOUT),
@@ -463,6 +496,18 @@ fn collect_lines(stderr: impl Read, log: &Mutex<Vec<String>>) {
             }
         }
     }
+}
+
+/// Whether `line` starts with the spec's timestamp and one space:
+/// `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ` without a regex crate.
+pub fn has_timestamp(line: &str) -> bool {
+    const PATTERN: &[u8] = b"dddd-dd-dd dd:dd:dd.ddd ";
+    let bytes = line.as_bytes();
+    bytes.len() > PATTERN.len()
+        && PATTERN.iter().zip(bytes).all(|(&p, &b)| match p {
+            b'd' => b.is_ascii_digit(),
+            other => other == b,
+        })
 }
 
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
@@ -1322,7 +1367,7 @@ impl Server {
             .port();
         let config = dir.path().join("voyandz.yaml");
         std::fs::write(&config, expand(yaml, port, dir.path())).expect("write the config");
-        let child = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .arg("-f")
             .arg(&config)
             .env_remove("LISTEN_FDS")
@@ -1333,15 +1378,22 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn voyandz");
-        let server = Server::adopt(child, port, dir, config);
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let server = Server::adopt(child, stderr, port, dir, config);
         server.wait_ready();
         server
     }
 
-    /// A server for a just spawned daemon whose stderr is piped: its lines are collected.
-    fn adopt(mut child: Child, port: u16, dir: tempfile::TempDir, config: PathBuf) -> Server {
+    /// A server for a just spawned daemon; the lines read from `stderr` (its stderr) are
+    /// collected.
+    fn adopt(
+        child: Child,
+        stderr: impl Read + Send + 'static,
+        port: u16,
+        dir: tempfile::TempDir,
+        config: PathBuf,
+    ) -> Server {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr is piped");
         let reader = {
             let log = Arc::clone(&log);
             thread::spawn(move || collect_lines(stderr, &log))
@@ -1500,4 +1552,144 @@ pub fn chromium_screenshot(
     let pixels = gray_pixels(shot);
     assert_eq!(pixels.len(), window.0 * window.1, "screenshot size");
     pixels
+}
+
+// ---------------------------------------------------------------------------------------
+// journald (issue 20, point 3): a journal of the test's own
+// ---------------------------------------------------------------------------------------
+
+/// The journal daemon, from the `systemd` package (it runs without systemd as PID 1).
+const JOURNALD: &str = "/lib/systemd/systemd-journald";
+/// voyandz sends journal entries to this fixed path only (as sd_journal_send does).
+const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+/// How long a namespace and its journald may take to be ready (0.2 s measured).
+pub const JOURNALD_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound for one `journalctl` run.
+const JOURNALCTL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Seconds after which a namespace's first process ends by itself (`timeout`), in case the
+/// test process is killed before its `Drop` runs.
+const NAMESPACE_LIFETIME_SECS: &str = "300";
+/// Mounts the namespace's own tmpfs over journald's runtime dirs (its sockets and its
+/// volatile journal; `/var/log/journal` too, though journald writes there only when asked to
+/// flush), marks the namespace ready, then runs the program given after the lifetime
+/// (`sh -c SETUP sh LIFETIME PROGRAM...`).
+const NAMESPACE_SETUP: &str = r#"set -e
+lifetime=$1
+shift
+mkdir -p /run/systemd /run/log
+mount -t tmpfs -o mode=0755 tmpfs /run/systemd
+mount -t tmpfs -o mode=0755 tmpfs /run/log
+if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=0755 tmpfs /var/log/journal; fi
+: > /run/systemd/voyandz-test-namespace
+exec timeout "$lifetime" "$@"
+"#;
+
+/// A private mount namespace with tmpfs of its own on `/run/systemd`, `/run/log` and
+/// `/var/log/journal`, where a systemd-journald of its own may listen at the fixed
+/// `/run/systemd/journal/socket` (the host has no journal there, see SYSTEM-TESTS.md). The
+/// daemon under test runs inside it ([`Server::start_in`]) and `journalctl` reads its
+/// journal back ([`JournalNamespace::entries`]). Needs root (`unshare --mount`).
+///
+/// The namespace lives as long as its first process (journald, or a `sleep` when there is
+/// none): dropping this ends it, and the tmpfs and every file in them go with it. Nothing is
+/// written on the host.
+pub struct JournalNamespace {
+    holder: Child,
+    /// The holder's stderr (unshare, mount or journald complaining), shown on failure.
+    errors: tempfile::NamedTempFile,
+}
+
+impl JournalNamespace {
+    /// A namespace with journald listening in it.
+    pub fn with_journald() -> JournalNamespace {
+        let namespace = JournalNamespace::start(&[JOURNALD]);
+        namespace.wait_for(JOURNAL_SOCKET);
+        namespace
+    }
+
+    /// A namespace where no journald listens (`/run/systemd` is empty).
+    pub fn without_journald() -> JournalNamespace {
+        JournalNamespace::start(&["sleep", NAMESPACE_LIFETIME_SECS])
+    }
+
+    fn start(program: &[&str]) -> JournalNamespace {
+        let errors = tempfile::NamedTempFile::new().expect("a temporary file");
+        let holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .args([NAMESPACE_SETUP, "sh", NAMESPACE_LIFETIME_SECS])
+            .args(program)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(errors.reopen().expect("reopen the temporary file"))
+            .spawn()
+            .expect("spawn unshare");
+        let namespace = JournalNamespace { holder, errors };
+        namespace.wait_for("/run/systemd/voyandz-test-namespace");
+        namespace
+    }
+
+    /// Waits until `path` exists inside the namespace; panics after
+    /// [`JOURNALD_START_TIMEOUT`].
+    fn wait_for(&self, path: &str) {
+        let inside = format!("/proc/{}/root{path}", self.holder.id());
+        if !wait_until(|| Path::new(&inside).exists(), JOURNALD_START_TIMEOUT) {
+            panic!(
+                "{path} did not appear in the namespace within {JOURNALD_START_TIMEOUT:?}: {}",
+                std::fs::read_to_string(self.errors.path()).unwrap_or_default()
+            );
+        }
+    }
+
+    /// `program` to be run inside the namespace: `nsenter` enters it and execs `program`
+    /// in place, so the pid of the spawned child is `program`'s.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["--target", &self.holder.id().to_string(), "--mount", "--"])
+            .arg(program);
+        cmd
+    }
+
+    /// Every entry that process `pid` sent to this namespace's journal, oldest first, once
+    /// journald has stored all it received (`journalctl --sync`): the objects of
+    /// `journalctl -o json`, field name to value (a string; an array if a field was repeated
+    /// in one entry).
+    pub fn entries(&self, pid: u32) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let sync = run_bounded(
+            self.command("journalctl").arg("--sync"),
+            None,
+            JOURNALCTL_TIMEOUT,
+        );
+        assert!(sync.status.success(), "journalctl --sync: {sync:?}");
+        let out = run_bounded(
+            (self.command("journalctl"))
+                // --all: fields over 4 KiB would otherwise print as null.
+                .args(["--no-pager", "--all", "--output", "json"])
+                .arg(format!("_PID={pid}")),
+            None,
+            JOURNALCTL_TIMEOUT,
+        );
+        assert!(out.status.success(), "journalctl: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{e}: journalctl printed {line}"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for JournalNamespace {
+    fn drop(&mut self) {
+        // SIGTERM to `timeout`, which passes it on to journald (SIGKILL would leave
+        // journald running, and the namespace with it).
+        send_signal(self.holder.id(), Signal::Term);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while matches!(self.holder.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(POLL_INTERVAL);
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
 }
