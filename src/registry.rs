@@ -125,18 +125,20 @@ impl Snapshot {
         for (name, stream_config) in &config.streams {
             let kept = (previous.filter(|_| keep(Kind::Stream, name)))
                 .and_then(|previous| previous.streams.get(name));
+            let feeds: Vec<_> = stream_config.feeds.iter().map(|name| hub(name)).collect();
+            let replaced = previous.and_then(|previous| previous.streams.get(name));
             let stream = match kept {
                 Some(kept) => Arc::clone(kept),
-                None => Arc::new(Stream::start(
-                    stream_config,
-                    &stream_config
-                        .feeds
-                        .iter()
-                        .map(|name| hub(name))
-                        .collect::<Vec<_>>(),
-                    logdir.map(Path::new),
-                    tasks,
-                )),
+                None => {
+                    let logdir = logdir.map(Path::new);
+                    let taken = replaced.and_then(|old| {
+                        Stream::take_over(stream_config, old, &feeds, logdir, tasks)
+                    });
+                    Arc::new(
+                        taken
+                            .unwrap_or_else(|| Stream::start(stream_config, &feeds, logdir, tasks)),
+                    )
+                }
             };
             for path in Config::stream_paths(stream_config) {
                 paths.insert(path, Arc::clone(&stream));
@@ -151,12 +153,14 @@ impl Snapshot {
         }
     }
 
-    /// Ends the clients of every stream `kept` does not keep: a reload removed it, or starts
-    /// it afresh (its new run has clients of its own). Its processes stop when the last
-    /// holder of this snapshot lets it go.
-    pub fn retire(&self, kept: &dyn Fn(Kind, &str) -> bool) {
+    /// Ends the clients of every stream that `next` (the snapshot replacing this one) does
+    /// not carry on, kept or taken over: a reload removed it, or started it afresh. Its
+    /// processes stop when the last holder of this snapshot lets it go.
+    pub fn retire(&self, next: &Snapshot) {
         for (name, stream) in &self.streams {
-            if !kept(Kind::Stream, name) {
+            let carried = (next.streams.get(name))
+                .is_some_and(|new| Arc::ptr_eq(new.control(), stream.control()));
+            if !carried {
                 stream.control().end_clients();
             }
         }

@@ -1,7 +1,8 @@
 //! Live reload: an edit in place, a replacement by rename and SIGHUP each apply a new config;
 //! a client of an unchanged stream sees no gap over 100 ms across ten reloads in a row; a
 //! broken config changes nothing and shows in `/stat.json` with its line; a deleted config is
-//! logged and changes nothing, and its re-creation reloads; a changed listen port is rebound.
+//! logged and changes nothing, and its re-creation reloads; a changed listen port is rebound;
+//! a changed MPEG-TS stream keeps its client, which goes on with the new process.
 
 mod common;
 
@@ -213,5 +214,45 @@ fn a_changed_listen_port_is_rebound() {
     assert!(
         listening.to_string().contains(&format!(":{new_port}")),
         "{listening}"
+    );
+}
+
+/// A feed-less MPEG-TS stream of the test picture at `size`.
+fn ts_config(size: &str) -> String {
+    format!(
+        "streams:\n  cam:\n    mimetype: video/mp2t\n    command: ffmpeg -hide_banner -loglevel error \
+         -nostdin -re -f lavfi -i testsrc2=size={size}:rate=10 -c:v libx264 -preset ultrafast \
+         -tune zerolatency -g 10 -pix_fmt yuv420p -f mpegts -\n"
+    )
+}
+
+#[test]
+fn a_changed_ts_streams_client_goes_on_with_the_new_process() {
+    let server = Server::start(&ts_config("160x120"));
+    let mut client = server.open("/stream/cam");
+    client.read_at_least(10_000, APPLIED);
+    server.write_config(&ts_config("176x144"));
+    assert!(
+        wait_until(
+            || server.count_procs("size=176x144") == 1 && server.count_procs("size=160x120") == 0,
+            APPLIED
+        ),
+        "the new process did not replace the old one: {:?}\n{}",
+        server.descendants(),
+        server.log_text()
+    );
+    // Past what was sent before the change: the new process's pictures, on the same connection.
+    client.read_for(Duration::from_millis(500));
+    let after = client.read_at_least(20_000, APPLIED);
+    let probed = common::ffprobe(
+        &after,
+        &["-show_entries", "stream=width,height", "-of", "csv=p=0"],
+    );
+    assert!(probed.contains("176,144"), "{probed:?}");
+    assert!(!client.is_finished(), "the client was kept");
+    assert!(
+        server
+            .log_text()
+            .contains("its clients go on with the new definition")
     );
 }

@@ -12,6 +12,10 @@
 //! - `Restart` ends the current run and starts a new one at once in its configured mode (a
 //!   forced `Start` is undone); its clients stay, as they do across a resurrection.
 //!
+//! - `HandOver` ends the current run and leaves, without ending the output or the clients:
+//!   a reload changed the stream's definition, and a successor owner ([`spawn_after`]) goes
+//!   on with the same hub, control and clients once this one is gone.
+//!
 //! Dropping every [`Handle`] (the feed or stream left the registry's snapshot) stops it for
 //! good. A panic of the loop is logged (by the panic hook) and the loop is started again: one
 //! broken feed must not stay dead. This module does not decide when a run starts or ends by
@@ -19,7 +23,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -44,6 +48,8 @@ pub enum Command {
     Stop,
     /// End the current run and start a new one in the configured mode.
     Restart,
+    /// End the current run and leave the hub and the clients to a successor.
+    HandOver,
 }
 
 /// The owner task is gone: the server is stopping, or the feed or stream was removed.
@@ -63,6 +69,8 @@ pub struct Handle {
     name: String,
     commands: mpsc::Sender<Command>,
     control: Arc<Control>,
+    /// Becomes true once the owner task is gone.
+    gone: watch::Receiver<bool>,
 }
 
 /// What an owner task shares with its handles.
@@ -123,17 +131,47 @@ impl Handle {
     pub fn control(&self) -> &Arc<Control> {
         &self.control
     }
+
+    /// Tells the owner to hand its hub and clients over (see the module documentation);
+    /// what tells when it is gone, or `None` when it cannot be told now (its queue is full).
+    pub fn hand_over(&self) -> Option<watch::Receiver<bool>> {
+        self.commands.try_send(Command::HandOver).ok()?;
+        Some(self.gone.clone())
+    }
+}
+
+/// Marks the owner task gone when it ends, however it ends (a panic too).
+struct GoneSignal(watch::Sender<bool>);
+
+impl Drop for GoneSignal {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
 }
 
 /// Starts the owner task of `job` into `hub` among `tasks`, in the feed's or stream's log
 /// span; `control` is where it records its state.
 pub fn spawn(job: Job, hub: Arc<Hub>, tasks: &Tasks, control: Arc<Control>) -> Handle {
+    spawn_after(job, hub, tasks, control, None)
+}
+
+/// [`spawn`], but the owner starts only once `predecessor` (the owner that handed `hub` and
+/// `control` over) is gone, so that two processes never write into one hub.
+pub fn spawn_after(
+    job: Job,
+    hub: Arc<Hub>,
+    tasks: &Tasks,
+    control: Arc<Control>,
+    predecessor: Option<watch::Receiver<bool>>,
+) -> Handle {
     let (sender, commands) = mpsc::channel(COMMANDS_QUEUED_MAX);
+    let (gone, gone_receiver) = watch::channel(false);
     let handle = Handle {
         kind: job.kind,
         name: job.name.clone(),
         commands: sender,
         control: Arc::clone(&control),
+        gone: gone_receiver,
     };
     let owner = Owner {
         job,
@@ -142,6 +180,8 @@ pub fn spawn(job: Job, hub: Arc<Hub>, tasks: &Tasks, control: Arc<Control>) -> H
         control,
         commands: Some(commands),
         pin: None,
+        predecessor,
+        _gone: GoneSignal(gone),
     };
     tasks.tracker.spawn(owner.run());
     handle
@@ -157,6 +197,8 @@ pub fn spawn_detached(job: Job, hub: Arc<Hub>, tasks: &Tasks, control: Arc<Contr
         control,
         commands: None,
         pin: None,
+        predecessor: None,
+        _gone: GoneSignal(watch::channel(false).0),
     };
     tasks.tracker.spawn(owner.run());
 }
@@ -171,6 +213,10 @@ struct Owner {
     commands: Option<mpsc::Receiver<Command>>,
     /// A subscription of its own that keeps it wanted after `Start`.
     pin: Option<Subscriber>,
+    /// The owner it takes over from, to wait for before the first run.
+    predecessor: Option<watch::Receiver<bool>>,
+    /// Says it is gone when dropped with it.
+    _gone: GoneSignal,
 }
 
 /// How one supervised stretch ended.
@@ -187,10 +233,17 @@ impl Owner {
             Kind::Feed => tracing::info_span!("feed", feed = %self.job.name),
             Kind::Stream => tracing::info_span!("stream", stream = %self.job.name),
         };
+        if let Some(mut predecessor) = self.predecessor.take() {
+            // An error means the predecessor is gone too.
+            let _ = predecessor.wait_for(|gone| *gone).await;
+            // Nobody may join a moment of the old definition's output.
+            self.hub.reset();
+        }
         let mut stopped = false;
         loop {
             if stopped {
                 match self.wait_while_stopped().await {
+                    Some(Command::HandOver) => return,
                     Some(command) => stopped = !self.resume(command),
                     None => break,
                 }
@@ -222,6 +275,13 @@ impl Owner {
                     span.in_scope(|| tracing::info!("removed"));
                     self.stop();
                     break;
+                }
+                Stretch::Commanded(Some(Command::HandOver)) => {
+                    span.in_scope(|| {
+                        tracing::info!("changed: its clients go on with the new definition")
+                    });
+                    // The output and the clients are the successor's now: leave them be.
+                    return;
                 }
                 Stretch::Commanded(Some(command)) => {
                     span.in_scope(|| tracing::info!(?command, "restarting by command"));
@@ -292,6 +352,8 @@ impl Owner {
                 true
             }
             Command::Stop => false,
+            // Handled by the caller, which leaves.
+            Command::HandOver => false,
         }
     }
 }

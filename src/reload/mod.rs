@@ -133,7 +133,7 @@ impl Reloader {
         let previous = registry.load();
         let diff = Diff::between(&previous.config, &loaded.config);
         registry.swap(loaded.config, &|kind, name| diff.keeps(kind, name));
-        previous.retire(&|kind, name| diff.keeps(kind, name));
+        previous.retire(&registry.load());
         *applied = Some(text);
         let message = describe(&diff);
         tracing::info!(

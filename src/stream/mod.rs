@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use crate::config::{ClientMode, FeedRoute, Mode, StreamConfig, StreamKind};
-use crate::container::select;
+use crate::container::{Container, select};
 use crate::fanout::hub::{Hub, Subscriber};
 use crate::fanout::join::Join;
 use crate::lifecycle::owner::{self, Control, Handle};
@@ -57,17 +57,7 @@ impl Stream {
         logdir: Option<&Path>,
         tasks: &Tasks,
     ) -> Self {
-        let (mut stdin, mut pipes) = (None, Vec::new());
-        for (name, route) in config.feed_routes() {
-            let position = config.feeds.iter().position(|feed| feed == name);
-            let Some(hub) = position.and_then(|at| feeds.get(at)) else {
-                continue;
-            };
-            match route {
-                FeedRoute::Stdin => stdin = Some(Arc::clone(hub)),
-                FeedRoute::Descriptor(fd) => pipes.push((fd, Arc::clone(hub))),
-            }
-        }
+        let (stdin, pipes) = inputs(config, feeds);
         let mut stream = Self {
             config: config.clone(),
             shared: None,
@@ -91,6 +81,58 @@ impl Stream {
             _ => None,
         };
         stream
+    }
+
+    /// The stream `config` replacing `old` (a reload changed its definition) with `old`'s
+    /// clients kept: its process is replaced and they go on with the new one's output, as
+    /// they do across a resurrection. Only where the container lets a client resynchronise
+    /// mid-stream (MPEG-TS, MPJPEG) with the same mimetype, and for a shared stream before
+    /// and after; otherwise `None` (the caller starts it afresh and `old`'s clients end).
+    pub fn take_over(
+        config: &StreamConfig,
+        old: &Stream,
+        feeds: &[Arc<Hub>],
+        logdir: Option<&Path>,
+        tasks: &Tasks,
+    ) -> Option<Self> {
+        let shared = |config: &StreamConfig| {
+            config.command.is_some()
+                && config.kind == StreamKind::Stream
+                && config.client == ClientMode::Shared
+        };
+        let resyncs = matches!(
+            select::from_mimetype(&config.mimetype),
+            Some(Container::MpegTs | Container::Mpjpeg)
+        );
+        if !(shared(config) && shared(&old.config) && resyncs)
+            || config.mimetype != old.config.mimetype
+        {
+            return None;
+        }
+        let (hub, old_owner) = (old.shared.clone()?, old.handle.as_ref()?);
+        let predecessor = old_owner.hand_over()?;
+        let (stdin, pipes) = inputs(config, feeds);
+        let mut stream = Self {
+            config: config.clone(),
+            shared: Some(Arc::clone(&hub)),
+            stdin,
+            pipes,
+            stderr_file: logdir.map(|dir| dir.join(format!("stream-{}.log", config.name))),
+            budget: old.budget.clone(),
+            control: Arc::clone(&old.control),
+            handle: None,
+            clients: Arc::clone(&old.clients),
+        };
+        let job = stream.job(config.mode, false);
+        let control = Arc::clone(&stream.control);
+        stream.handle = Some(owner::spawn_after(
+            job,
+            hub,
+            tasks,
+            control,
+            Some(predecessor),
+        ));
+        Some(stream)
     }
 
     /// Its state, counters and the token of its clients.
@@ -168,6 +210,23 @@ impl Stream {
         .instrument(tracing::info_span!("shot", stream = %self.config.name))
         .await
     }
+}
+
+/// Where the command of `config` reads each of `feeds` (its hubs, in its config's order):
+/// the hub for its stdin, and the hubs for other descriptors.
+fn inputs(config: &StreamConfig, feeds: &[Arc<Hub>]) -> (Option<Arc<Hub>>, Vec<(i32, Arc<Hub>)>) {
+    let (mut stdin, mut pipes) = (None, Vec::new());
+    for (name, route) in config.feed_routes() {
+        let position = config.feeds.iter().position(|feed| feed == name);
+        let Some(hub) = position.and_then(|at| feeds.get(at)) else {
+            continue;
+        };
+        match route {
+            FeedRoute::Stdin => stdin = Some(Arc::clone(hub)),
+            FeedRoute::Descriptor(fd) => pipes.push((fd, Arc::clone(hub))),
+        }
+    }
+    (stdin, pipes)
 }
 
 /// A hub for the output of `name`: container-aware when `mimetype` (or the first bytes) name
