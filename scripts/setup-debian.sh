@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 # ffmpeg/ffprobe: every feed, stream and test; build-essential: the linker (cc);
 # pkg-config: build scripts of -sys crates; procps: ps/pgrep for debugging children;
-# systemd: systemd-socket-activate for the socket-activation tests; curl and
+# systemd: systemd-socket-activate for the socket-activation tests, systemd-analyze and
+# systemd-sysusers for the unit-file tests (tests/units.rs); curl and
 # ca-certificates: rustup and the demo's URLs; chromium: the headless-browser MPJPEG test.
 # The real-player test (tests/players.rs) plays streams with mpv and with GStreamer's
 # gst-launch-1.0 (tools): souphttpsrc, matroskademux, qtdemux, flvdemux and vp8dec come from
