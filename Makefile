@@ -14,6 +14,8 @@ CARGO ?= cargo
 TEST_ARGS ?=
 # Extra arguments for the benchmark, e.g. `make bench BENCH_ARGS=--help`.
 BENCH_ARGS ?=
+# The binary `make e2e` installs in its container.
+E2E_BINARY ?= target/release/voyandz
 
 DEMO_CONFIG := config/demo.yaml
 DEMO_BASE := http://127.0.0.1:8090
@@ -87,8 +89,10 @@ check-configs:
 # Socket activation, sandbox, journal, reload, watchdog and stop under systemd as PID 1 in
 # systemd-nspawn (scripts/systemd-e2e.sh says what it checks). Installs systemd-container and
 # mmdebstrap if missing; caches the guest image under /var/tmp/voyandz-e2e.
-e2e: build
-	./scripts/systemd-e2e.sh target/release/voyandz
+# E2E_BINARY=target/debug/voyandz reuses the build of `make test` instead of a release build.
+e2e:
+	$(CARGO) build $(if $(filter target/release/%,$(E2E_BINARY)),--release) --bin voyandz
+	./scripts/systemd-e2e.sh $(E2E_BINARY)
 
 bench: setup setup-bench
 	$(CARGO) run --release -p voyandz-bench -- $(BENCH_ARGS)
