@@ -6,17 +6,21 @@
 #   make bench          install what is missing (setup, setup-bench), then the latency /
 #                       fan-out benchmark with Icecast as its peer (prints a table)
 #   make check-configs  `voyandz --check` of config/*.yaml and tests/data/upstream/*
+#   make e2e            the units of systemd/ under a real systemd in a container (root; not
+#                       part of `make test`: ~50 s the first time, ~20 s with the image cached)
 
 CARGO ?= cargo
 # Extra arguments for the test runner, e.g. `make test TEST_ARGS=lifecycle`.
 TEST_ARGS ?=
 # Extra arguments for the benchmark, e.g. `make bench BENCH_ARGS=--help`.
 BENCH_ARGS ?=
+# The binary `make e2e` installs in its container.
+E2E_BINARY ?= target/release/voyandz
 
 DEMO_CONFIG := config/demo.yaml
 DEMO_BASE := http://127.0.0.1:8090
 
-.PHONY: all setup setup-bench build demo test fmt-check clippy unit-and-integration check-configs bench clean
+.PHONY: all setup setup-bench build demo test fmt-check clippy unit-and-integration check-configs e2e bench clean
 
 all: build
 
@@ -81,6 +85,14 @@ check-configs:
 	done; \
 	echo "check-configs: $$n configs checked"; \
 	[ "$$n" -gt 0 ] && [ "$$fail" -eq 0 ]
+
+# Socket activation, sandbox, journal, reload, watchdog and stop under systemd as PID 1 in
+# systemd-nspawn (scripts/systemd-e2e.sh says what it checks). Installs systemd-container and
+# mmdebstrap if missing; caches the guest image under /var/tmp/voyandz-e2e.
+# E2E_BINARY=target/debug/voyandz reuses the build of `make test` instead of a release build.
+e2e:
+	$(CARGO) build $(if $(filter target/release/%,$(E2E_BINARY)),--release) --bin voyandz
+	./scripts/systemd-e2e.sh $(E2E_BINARY)
 
 bench: setup setup-bench
 	$(CARGO) run --release -p voyandz-bench -- $(BENCH_ARGS)

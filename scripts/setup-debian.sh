@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 # ffmpeg/ffprobe: every feed, stream and test; build-essential: the linker (cc);
 # pkg-config: build scripts of -sys crates; procps: ps/pgrep for debugging children;
-# systemd: systemd-socket-activate for the socket-activation tests, and systemd-journald and
+# systemd: systemd-socket-activate for the socket-activation tests, systemd-analyze and
+# systemd-sysusers for the unit-file tests (tests/units.rs), and systemd-journald and
 # journalctl for the journald test (tests/journald.rs), which runs its own journald in a
 # private mount namespace made with unshare and entered with nsenter (util-linux); curl and
 # ca-certificates: rustup and the demo's URLs; chromium: the headless-browser MPJPEG test.

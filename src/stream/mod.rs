@@ -36,7 +36,7 @@ pub struct Stream {
     /// The hub of the feed piped into the stdin of each process it runs.
     stdin: Option<Arc<Hub>>,
     /// The hubs of the feeds piped into other descriptors of each process, by descriptor.
-    pipes: Vec<(i32, Arc<Hub>)>,
+    pipes: Vec<Pipe>,
     stderr_file: Option<PathBuf>,
     /// Log budget shared by the per-request processes of exclusive streams and shots.
     budget: StderrBudget,
@@ -212,9 +212,12 @@ impl Stream {
     }
 }
 
+/// A feed's hub and the descriptor of the command it is piped into.
+type Pipe = (i32, Arc<Hub>);
+
 /// Where the command of `config` reads each of `feeds` (its hubs, in its config's order):
 /// the hub for its stdin, and the hubs for other descriptors.
-fn inputs(config: &StreamConfig, feeds: &[Arc<Hub>]) -> (Option<Arc<Hub>>, Vec<(i32, Arc<Hub>)>) {
+fn inputs(config: &StreamConfig, feeds: &[Arc<Hub>]) -> (Option<Arc<Hub>>, Vec<Pipe>) {
     let (mut stdin, mut pipes) = (None, Vec::new());
     for (name, route) in config.feed_routes() {
         let position = config.feeds.iter().position(|feed| feed == name);

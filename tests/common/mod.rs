@@ -1126,6 +1126,31 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The shipped `voyandz.socket` and `voyandz.service` (from `systemd/`), copied into `dir`
+/// with the service's `ExecStart=` pointing at the binary under test instead of
+/// `/usr/bin/voyandz`: `systemd-analyze verify` fails on a command that is not installed.
+/// Returns the paths of the copies (socket, service).
+pub fn unit_copies(dir: &Path) -> (PathBuf, PathBuf) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let read = |name: &str| {
+        let path = shipped.join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let service = read("voyandz.service");
+    let exec = "ExecStart=/usr/bin/voyandz ";
+    assert_eq!(
+        service.matches(exec).count(),
+        1,
+        "voyandz.service has one `{exec}...` line"
+    );
+    let service = service.replace(exec, &format!("ExecStart={BIN} "));
+    let socket_path = dir.join("voyandz.socket");
+    let service_path = dir.join("voyandz.service");
+    std::fs::write(&socket_path, read("voyandz.socket")).expect("write the socket unit");
+    std::fs::write(&service_path, service).expect("write the service unit");
+    (socket_path, service_path)
+}
+
 /// Runs `voyandz --check -f path` (bounded) and returns its output.
 pub fn check(path: &Path) -> Output {
     run_bounded(
