@@ -2,12 +2,13 @@
 #
 #   make demo           install what is missing, build, run config/demo.yaml
 #   make test           every check CI runs: fmt, clippy, the whole test suite,
-#                       `voyandz --check` of every shipped config
+#                       `voyandz --check` of every shipped config, and `make e2e`
 #   make bench          install what is missing (setup, setup-bench), then the latency /
 #                       fan-out benchmark with Icecast as its peer (prints a table)
 #   make check-configs  `voyandz --check` of config/*.yaml and tests/data/upstream/*
-#   make e2e            the units of systemd/ under a real systemd in a container (root; not
-#                       part of `make test`: ~50 s the first time, ~20 s with the image cached)
+#   make e2e            the units of systemd/ under a real systemd in a container (root;
+#                       ~55 s the first time, ~22 s with the image cached; `make test` runs it
+#                       on its debug build)
 
 CARGO ?= cargo
 # Extra arguments for the test runner, e.g. `make test TEST_ARGS=lifecycle`.
@@ -47,7 +48,8 @@ demo: setup build
 	exec target/release/voyandz -f $(DEMO_CONFIG)
 
 test: setup fmt-check clippy unit-and-integration check-configs
-	@echo "make test: ok (fmt, clippy, test suite, --check of every shipped config)"
+	@$(MAKE) --no-print-directory e2e E2E_BINARY=target/debug/voyandz
+	@echo "make test: ok (fmt, clippy, test suite, --check of every shipped config, systemd e2e)"
 
 fmt-check:
 	$(CARGO) fmt --all --check
