@@ -261,10 +261,11 @@ mod tests {
     use crate::container::Container;
     use crate::stats::State;
 
-    /// A feed that only runs on demand (none comes in these tests) and streams relaying it.
-    fn config(relay_mimetype: &str, stream_command: &str) -> Config {
+    /// A feed that only runs on demand (none comes in these tests) and two streams of
+    /// `mimetype` reading it: a relay and one running `stream_command`.
+    fn config(mimetype: &str, stream_command: &str) -> Config {
         let yaml = format!(
-            "feeds:\n  f:\n    command: cat\nstreams:\n  relay:\n    feed: f\n    mimetype: {relay_mimetype}\n  coded:\n    feed: f\n    command: {stream_command}\n    mimetype: video/mp2t\n"
+            "feeds:\n  f:\n    command: cat\nstreams:\n  relay:\n    feed: f\n    mimetype: {mimetype}\n  coded:\n    feed: f\n    command: {stream_command}\n    mimetype: {mimetype}\n"
         );
         crate::config::load_str(Path::new("/test.yaml"), &yaml)
             .expect("valid config")
@@ -305,9 +306,10 @@ mod tests {
     #[tokio::test]
     async fn a_swap_keeps_what_it_is_told_to_and_replaces_the_rest() {
         let tasks = Tasks::default();
-        let registry = Registry::start(config("video/mp2t", "cat"), &tasks);
+        // Plain text: a client could not resynchronise, so the changed stream starts afresh.
+        let registry = Registry::start(config("text/plain", "cat"), &tasks);
         let before = registry.load();
-        registry.swap(config("video/mp2t", "tee"), &|kind, name| {
+        registry.swap(config("text/plain", "tee"), &|kind, name| {
             kind == Kind::Feed || name == "relay"
         });
         let after = registry.load();
@@ -340,6 +342,36 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        tasks.cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_changed_ts_stream_is_taken_over_with_its_hub_and_clients() {
+        let tasks = Tasks::default();
+        let registry = Registry::start(config("video/mp2t", "cat"), &tasks);
+        let before = registry.load();
+        let old = Arc::clone(before.stream("coded").unwrap());
+        registry.swap(config("video/mp2t", "tee"), &|kind, _| kind == Kind::Feed);
+        let after = registry.load();
+        let new = after.stream("coded").unwrap();
+        assert!(
+            !Arc::ptr_eq(&old, new),
+            "a new stream, with the new command"
+        );
+        assert!(
+            Arc::ptr_eq(old.control(), new.control()),
+            "the same clients' control"
+        );
+        assert!(Arc::ptr_eq(
+            old.shared_hub().unwrap(),
+            new.shared_hub().unwrap()
+        ));
+        before.retire(&after);
+        let client = old.control().client_token();
+        assert!(
+            !client.is_cancelled(),
+            "retiring the old snapshot ends no client"
+        );
         tasks.cancel.cancel();
     }
 

@@ -2,7 +2,8 @@
 //! a client of an unchanged stream sees no gap over 100 ms across ten reloads in a row; a
 //! broken config changes nothing and shows in `/stat.json` with its line; a deleted config is
 //! logged and changes nothing, and its re-creation reloads; a changed listen port is rebound;
-//! a changed MPEG-TS stream keeps its client, which goes on with the new process.
+//! a changed MPEG-TS stream keeps its client, which goes on with the new process; a changed
+//! status switch takes effect.
 
 mod common;
 
@@ -254,5 +255,20 @@ fn a_changed_ts_streams_client_goes_on_with_the_new_process() {
         server
             .log_text()
             .contains("its clients go on with the new definition")
+    );
+}
+
+#[test]
+fn a_changed_status_switch_takes_effect() {
+    let server = Server::start(&config(&[]));
+    assert_eq!(server.get("/stat.json").status, 200);
+    server.write_config(&format!("status:\n  api: /state.json\n{}", config(&[])));
+    assert!(
+        wait_until(
+            || server.get("/state.json").status == 200 && server.get("/stat.json").status == 404,
+            APPLIED
+        ),
+        "the status API did not move; log:\n{}",
+        server.log_text()
     );
 }

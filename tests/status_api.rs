@@ -114,13 +114,20 @@ fn every_documented_field_is_in_a_live_answer() {
          true\n"
     ));
     let client = Keeper::start(server.open("/stream/s"));
-    // Every optional object filled in: a client listed, the container known, an exit seen.
-    let json = wait_status(&server, "a client, framing and a last exit", |json| {
-        json["clients"].as_array().is_some_and(|c| !c.is_empty())
-            && named(json, "streams", "s")["framing"].is_object()
-            && named(json, "streams", "broken")["last_exit"].is_object()
-            && named(json, "feeds", "bad")["last_exit"].is_object()
-    });
+    send_signal(server.pid(), Signal::Hup);
+    // Every optional object filled in: a client listed, the container known, an exit seen,
+    // a reload done.
+    let json = wait_status(
+        &server,
+        "a client, framing, a last exit, a reload",
+        |json| {
+            json["server"]["last_reload"].is_object()
+                && json["clients"].as_array().is_some_and(|c| !c.is_empty())
+                && named(json, "streams", "s")["framing"].is_object()
+                && named(json, "streams", "broken")["last_exit"].is_object()
+                && named(json, "feeds", "bad")["last_exit"].is_object()
+        },
+    );
     let missing: Vec<&String> = (fields.iter())
         .filter(|field| !has_field(&json, &field.split('.').collect::<Vec<_>>()))
         .collect();
