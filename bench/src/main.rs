@@ -36,7 +36,7 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Sections to run, comma-separated: latency, fanout, slow, ttfb, crash, pictures,
-    /// framing, status (default: all).
+    /// framing, status, reload (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Sections to leave out, comma-separated.

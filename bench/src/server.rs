@@ -33,6 +33,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its stderr (the log).
     pub log: PathBuf,
+    /// Its config file (a row may rewrite it: the server reloads it).
+    pub config: PathBuf,
     name: String,
 }
 
@@ -106,6 +108,7 @@ impl Server {
             child,
             addr,
             log,
+            config: cfg,
             name: name.to_string(),
         };
         server.wait_ready()?;

@@ -62,7 +62,12 @@ pub async fn measure_lag(board: Rc<Board>, period: Duration) {
         let due = start + ticks * p;
         ticks += u64::from_ne_bytes(exp);
         if board.recording.get() {
-            board.lag.borrow_mut().record(now.saturating_sub(due));
+            let lag = now.saturating_sub(due);
+            let mut hist = board.lag.borrow_mut();
+            if lag > hist.max() {
+                board.lag_worst_at.set(now);
+            }
+            hist.record(lag);
         }
     }
 }

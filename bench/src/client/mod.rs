@@ -73,6 +73,27 @@ pub struct Stats {
     /// arrives as it arrives, how many writes the server made to them, as long as the load
     /// generator keeps up (a client that reads late takes several in one call).
     pub reads: u64,
+    /// The longest pause any one client saw in the window.
+    pub pause: Pause,
+    /// Every pause longer than the board's `pause_limit_ns` (the first [`MAX_LONG_PAUSES`]),
+    /// for a row that wants to know when they happened.
+    pub long_pauses: Vec<Pause>,
+}
+
+/// How many long pauses a window keeps.
+pub const MAX_LONG_PAUSES: usize = 10_000;
+
+/// A pause in delivery at one client: the interval between two consecutive packets' arrivals
+/// (packets that came in one read arrived together, 0 apart).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pause {
+    /// Arrival of the later packet minus arrival of the earlier one, ns.
+    pub len_ns: u64,
+    /// When the later one arrived, CLOCK_MONOTONIC ns.
+    pub end_ns: u64,
+    /// The same two packets' write stamps apart, ns: how much of the pause the feed itself
+    /// made (its packet interval, more if it wrote late).
+    pub feed_ns: u64,
 }
 
 /// Shared state of one row's clients.
@@ -81,6 +102,8 @@ pub struct Board {
     pub stats: RefCell<Stats>,
     /// Whether the window is open.
     pub recording: Cell<bool>,
+    /// When it opened, CLOCK_MONOTONIC ns.
+    pub opened_ns: Cell<u64>,
     /// Per-client warm-up: samples from a client's first `warmup_ns` are not counted.
     pub warmup_ns: u64,
     /// Clients that got their response headers.
@@ -93,6 +116,10 @@ pub struct Board {
     pub slow: RefCell<Vec<SlowResult>>,
     /// Load-generator lag (see [`measure_lag`]) in the window, ns.
     pub lag: RefCell<Histogram>,
+    /// When the window's worst lag ended (the late tick was handled), CLOCK_MONOTONIC ns.
+    pub lag_worst_at: Cell<u64>,
+    /// Pauses longer than this are listed in [`Stats::long_pauses`] (`u64::MAX`: none).
+    pub pause_limit_ns: Cell<u64>,
 }
 
 impl Board {
@@ -101,12 +128,15 @@ impl Board {
         Rc::new(Board {
             stats: RefCell::default(),
             recording: Cell::new(false),
+            opened_ns: Cell::new(0),
             warmup_ns: warmup.as_nanos() as u64,
             connected: Cell::new(0),
             failed: Cell::new(0),
             fail_reasons: RefCell::default(),
             slow: RefCell::default(),
             lag: RefCell::default(),
+            lag_worst_at: Cell::new(0),
+            pause_limit_ns: Cell::new(u64::MAX),
         })
     }
 
@@ -114,6 +144,8 @@ impl Board {
     pub fn open_window(&self) {
         *self.stats.borrow_mut() = Stats::default();
         *self.lag.borrow_mut() = Histogram::default();
+        self.lag_worst_at.set(0);
+        self.opened_ns.set(now_ns());
         self.recording.set(true);
     }
 
@@ -138,6 +170,8 @@ pub struct Tracker {
     start_ns: u64,
     scanner: Scanner,
     next_seq: Option<u64>,
+    /// Arrival time and write stamp of the last packet.
+    last: Option<(u64, u64)>,
 }
 
 impl Tracker {
@@ -148,6 +182,7 @@ impl Tracker {
             start_ns: now_ns(),
             scanner: Scanner::default(),
             next_seq: None,
+            last: None,
         }
     }
 
@@ -157,6 +192,9 @@ impl Tracker {
         let resyncs_before = self.scanner.resyncs;
         let mut st = self.board.stats.borrow_mut();
         let next_seq = &mut self.next_seq;
+        let last = &mut self.last;
+        let pause_limit = self.board.pause_limit_ns.get();
+        let opened = self.board.opened_ns.get();
         self.scanner.feed(data, |p: Stamp| {
             if let Some(n) = *next_seq {
                 if p.seq > n && counting {
@@ -170,7 +208,25 @@ impl Tracker {
                 st.packets += 1;
                 st.latency.record(now.saturating_sub(p.written_ns));
                 st.feed_lag.record(p.written_ns.saturating_sub(p.due_ns));
+                // A pause counts when both its packets arrived in the window: the bench's own
+                // work just before opening it (its /proc snapshots) is no pause of the stream.
+                if let Some((arrived, written)) = *last
+                    && arrived >= opened
+                {
+                    let pause = Pause {
+                        len_ns: now.saturating_sub(arrived),
+                        end_ns: now,
+                        feed_ns: p.written_ns.saturating_sub(written),
+                    };
+                    if pause.len_ns > st.pause.len_ns {
+                        st.pause = pause;
+                    }
+                    if pause.len_ns > pause_limit && st.long_pauses.len() < MAX_LONG_PAUSES {
+                        st.long_pauses.push(pause);
+                    }
+                }
             }
+            *last = Some((now, p.written_ns));
         });
         if counting {
             st.bytes += data.len() as u64;

@@ -9,6 +9,7 @@ pub mod fanout;
 pub mod framing;
 pub mod latency;
 pub mod pictures;
+pub mod reload;
 pub mod slow;
 pub mod status;
 pub mod ttfb;
@@ -110,6 +111,7 @@ pub const SECTIONS: &[(&str, SectionFn)] = &[
     ("pictures", |c| Box::pin(pictures::run(c))),
     ("framing", |c| Box::pin(framing::run(c))),
     ("status", |c| Box::pin(status::run(c))),
+    ("reload", |c| Box::pin(reload::run(c))),
 ];
 
 impl Ctx {
@@ -298,6 +300,10 @@ pub struct Window {
     pub rss_start: Option<u64>,
     /// Load-generator lag p99, ns.
     pub lag_p99: u64,
+    /// Load-generator lag, the worst tick, ns.
+    pub lag_max: u64,
+    /// When that worst tick was handled (its lag ended), CLOCK_MONOTONIC ns; 0 if none.
+    pub lag_max_at: u64,
     /// CPU used on the machine by anything but the server, its children and the bench, % of
     /// one core: other users' builds and tests disturb the figures.
     pub other_cpu: Option<f64>,
@@ -310,6 +316,19 @@ pub struct Window {
 /// Opens the boards' windows, waits `len` while sampling the server's RSS, closes them.
 /// `root` is the process whose tree's CPU is measured (the server, or the bench for pipes).
 pub async fn measure(boards: &[&Board], root: Option<u32>, len: Duration) -> Window {
+    measure_during(boards, root, tokio::time::sleep(len))
+        .await
+        .0
+}
+
+/// [`measure`] with a window that stays open while `work` runs (a row that does something to
+/// the server meanwhile, e.g. reloads it) rather than for a fixed length; also returns what
+/// `work` gave.
+pub async fn measure_during<T>(
+    boards: &[&Board],
+    root: Option<u32>,
+    work: impl Future<Output = T>,
+) -> (Window, T) {
     let me = std::process::id();
     let rss = |p: Option<u32>| p.and_then(procstat::rss_kib);
     let tree0 = root.and_then(CpuSnap::take);
@@ -320,18 +339,28 @@ pub async fn measure(boards: &[&Board], root: Option<u32>, len: Duration) -> Win
     for b in boards {
         b.open_window();
     }
-    let end = tokio::time::Instant::now() + len;
     let mut rss_max = rss_start;
-    while tokio::time::Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(250).min(end - tokio::time::Instant::now())).await;
+    let mut sample = || {
         if let Some(r) = rss(root.filter(|&p| p != me)) {
             rss_max = Some(rss_max.map_or(r, |m: u64| m.max(r)));
         }
-    }
+    };
+    tokio::pin!(work);
+    let out = loop {
+        tokio::select! {
+            out = &mut work => break out,
+            () = tokio::time::sleep(Duration::from_millis(250)) => sample(),
+        }
+    };
+    sample();
     let mut stats = Stats::default();
     let mut lag = voyandz_bench::hist::Histogram::default();
+    let mut lag_max_at = 0;
     for (i, b) in boards.iter().enumerate() {
         let s = b.close_window();
+        if b.lag.borrow().max() > lag.max() {
+            lag_max_at = b.lag_worst_at.get();
+        }
         lag.merge(&b.lag.borrow());
         if i == 0 {
             stats = s;
@@ -363,7 +392,7 @@ pub async fn measure(boards: &[&Board], root: Option<u32>, len: Duration) -> Win
         }
         _ => (None, None),
     };
-    Window {
+    let window = Window {
         stats,
         cpu,
         gen_cpu,
@@ -371,10 +400,13 @@ pub async fn measure(boards: &[&Board], root: Option<u32>, len: Duration) -> Win
         rss_max,
         rss_start,
         lag_p99: lag.quantile(0.99),
+        lag_max: lag.max(),
+        lag_max_at,
         other_cpu,
         steal,
         secs,
-    }
+    };
+    (window, out)
 }
 
 /// Fills a row's latency, loss and resource columns from a window.

@@ -163,8 +163,9 @@ pub async fn run(ctx: &mut Ctx) {
     ctx.stop_server(server);
 }
 
-/// CLOCK_REALTIME − CLOCK_MONOTONIC, ns.
-fn wall_minus_mono() -> i64 {
+/// CLOCK_REALTIME − CLOCK_MONOTONIC, ns: subtracted from a log line's time, it places the
+/// line on CLOCK_MONOTONIC.
+pub fn wall_minus_mono() -> i64 {
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
