@@ -186,23 +186,12 @@ impl Server {
             .port();
         let config = dir.path().join("voyandz.yaml");
         std::fs::write(&config, expand(yaml, port, dir.path())).expect("write the config");
-        let mut child = Command::new("systemd-socket-activate")
+        let mut activator = Command::new("systemd-socket-activate");
+        activator
             .arg(format!("--listen=127.0.0.1:{port}"))
             .arg("--fdname=http")
-            .arg(BIN)
-            .arg("-f")
-            .arg(&config)
-            .env_remove("LISTEN_FDS")
-            .env_remove("LISTEN_PID")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("VOYANDZ_CONFFILE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn systemd-socket-activate (package systemd)");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let server = Server::adopt(child, stderr, port, dir, config);
+            .arg(BIN);
+        let server = Server::run_unactivated(activator, port, dir, config);
         // A probe connection would start the daemon: wait for the tool's own line instead.
         assert!(
             wait_until(|| server.log_text().contains("Listening on"), START_TIMEOUT),
@@ -1392,21 +1381,33 @@ impl Server {
             .port();
         let config = dir.path().join("voyandz.yaml");
         std::fs::write(&config, expand(yaml, port, dir.path())).expect("write the config");
-        let mut child = Command::new(BIN)
+        let server = Server::run_unactivated(Command::new(BIN), port, dir, config);
+        server.wait_ready();
+        server
+    }
+
+    /// Runs `program` (the daemon, or a command ending in the daemon's path) with `-f config`
+    /// and no socket, notify socket or config variable of its own, and collects its log.
+    fn run_unactivated(
+        mut program: Command,
+        port: u16,
+        dir: tempfile::TempDir,
+        config: PathBuf,
+    ) -> Server {
+        let mut child = program
             .arg("-f")
             .arg(&config)
             .env_remove("LISTEN_FDS")
             .env_remove("LISTEN_PID")
+            .env_remove("NOTIFY_SOCKET")
             .env_remove("VOYANDZ_CONFFILE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn voyandz");
+            .unwrap_or_else(|e| panic!("spawn {program:?}: {e}"));
         let stderr = child.stderr.take().expect("stderr is piped");
-        let server = Server::adopt(child, stderr, port, dir, config);
-        server.wait_ready();
-        server
+        Server::adopt(child, stderr, port, dir, config)
     }
 
     /// A server for a just spawned daemon; the lines read from `stderr` (its stderr) are

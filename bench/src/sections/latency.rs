@@ -240,7 +240,7 @@ async fn tcp_floor(ctx: &mut Ctx, rate: u64, label: &str) {
 async fn through_server(ctx: &mut Ctx, rate: u64, label: &str, via: &Via) {
     let (stream, name) = (via.stream, format!("{label} {}", via.what));
     let yaml = ctx.relay_yaml_with(rate, via.feeds, via.streams);
-    let mut server = match ctx.start_server(&format!("latency-{stream}-{rate}"), &yaml) {
+    let server = match ctx.start_server(&format!("latency-{stream}-{rate}"), &yaml) {
         Ok(s) => s,
         Err(e) => return ctx.push(server_error("latency", &name, TARGET, &e)),
     };
@@ -282,11 +282,5 @@ async fn through_server(ctx: &mut Ctx, rate: u64, label: &str, via: &Via) {
     }
     let ok = row.p99.is_some_and(|p| p <= P99_TARGET_NS) && lossless(&w.stats, failed);
     row.judge(TARGET, ok);
-    if !server.alive() {
-        row.add_note("server died");
-    }
-    drop(clients);
-    super::settle().await;
-    ctx.push(row);
-    ctx.stop_server(server);
+    super::finish_row(ctx, row, server, clients).await;
 }

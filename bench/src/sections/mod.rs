@@ -495,6 +495,18 @@ pub fn stream_req(server: &Server, name: &str, http10: bool) -> Request {
     }
 }
 
+/// Ends a row measured on `server` with `clients`: notes a server that died, lets the
+/// clients go, records the row and stops the server.
+pub async fn finish_row(ctx: &mut Ctx, mut row: Row, mut server: Server, clients: Clients) {
+    if !server.alive() {
+        row.add_note("server died");
+    }
+    drop(clients);
+    settle().await;
+    ctx.push(row);
+    ctx.stop_server(server);
+}
+
 /// Lets aborted client tasks run their drop (closing their sockets) before the server is
 /// stopped: the runtime is single-threaded, and `abort` only takes effect when it next polls.
 pub async fn settle() {

@@ -259,7 +259,7 @@ pub async fn run(ctx: &mut Ctx) {
         ms(SLACK_NS)
     );
     let configs: Vec<String> = (1..=RELOADS).map(|k| yaml(ctx, k)).collect();
-    let mut server = match ctx.start_server("reload", &yaml(ctx, 0)) {
+    let server = match ctx.start_server("reload", &yaml(ctx, 0)) {
         Ok(s) => s,
         Err(e) => return ctx.push(server_error("reload", &name, &target, &e)),
     };
@@ -349,13 +349,7 @@ pub async fn run(ctx: &mut Ctx) {
     if let Some(e) = error {
         row.verdict = Verdict::Error(e);
     }
-    if !server.alive() {
-        row.add_note("server died");
-    }
-    drop(clients);
-    super::settle().await;
-    ctx.push(row);
-    ctx.stop_server(server);
+    super::finish_row(ctx, row, server, clients).await;
 }
 
 #[cfg(test)]
