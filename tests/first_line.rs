@@ -4,9 +4,14 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Server, ticker};
 
 fn assert_first_line(server: &Server) {
+    // The log is read on a thread of the helper: the line may reach it after the daemon
+    // answered HTTP.
+    server.wait_log_line(|line| line.contains(" starting"), Duration::from_secs(5));
     let lines = server.log_lines();
     let first = lines.first().map(String::as_str).unwrap_or_default();
     let version = format!(" INFO voyandz {} starting", env!("CARGO_PKG_VERSION"));

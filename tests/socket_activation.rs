@@ -54,6 +54,7 @@ fn every_inherited_socket_serves_and_the_configured_address_is_superseded_once()
         assert_eq!(client.status, 200, "{host} port {port}");
         assert!(!client.read_at_least(10, WAIT).is_empty());
     }
+    assert!(server.wait_log("listenaddr and listenport are not used", WAIT));
     let superseded = server
         .log_lines()
         .into_iter()
