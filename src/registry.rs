@@ -192,58 +192,12 @@ impl Snapshot {
     /// The state of every feed, stream and client of this snapshot now.
     pub fn state(&self) -> RuntimeState {
         let taken_at = chrono::Local::now();
-        let mut clients = Vec::new();
-        let mut relayed_out: HashMap<&str, u64> = HashMap::new();
-        let streams: Vec<StreamView> = (self.streams.values())
-            .map(|stream| {
-                let listed = stream.clients().views();
-                let bytes_out = stream.clients().bytes_sent();
-                let feed = stream.feed_names().first().map(String::as_str);
-                let relay = stream.config.command.is_none();
-                let relayed = feed.filter(|_| relay);
-                let control = match relayed.and_then(|name| Some((name, self.feeds.get(name)?))) {
-                    // A relay has no process: it runs as its feed runs.
-                    Some((name, feed)) => {
-                        *relayed_out.entry(name).or_default() += bytes_out;
-                        feed.handle.control()
-                    }
-                    None => stream.control(),
-                };
-                let hub = stream.shared_hub();
-                let subscribers = hub.map_or(listed.len(), |hub| *hub.demand().borrow());
-                let (screenshot_requests, screenshot_decodes) = stream.clients().screenshots();
-                let view = StreamView {
-                    run: control
-                        .stats
-                        .view(&stream.config.name, bytes_out, subscribers),
-                    feed: feed.map(str::to_string),
-                    feeds: stream.feed_names().to_vec(),
-                    paths: Config::stream_paths(&stream.config).collect(),
-                    mimetype: stream.config.mimetype.clone(),
-                    client: match stream.config.client {
-                        ClientMode::Shared => "shared",
-                        ClientMode::Exclusive => "exclusive",
-                    },
-                    clients: listed.len(),
-                    skips: stream.clients().skips(),
-                    clients_cut: stream.clients().cut(),
-                    screenshot_requests,
-                    screenshot_decodes,
-                    framing: hub.and_then(|hub| hub.framing_info()).map(Into::into),
-                };
-                clients.extend(listed);
-                view
-            })
+        let streams: Vec<StreamView> = self.streams.values().map(|s| self.view_of(s)).collect();
+        let feeds: Vec<RunView> = (self.feeds.keys())
+            .filter_map(|name| self.feed_view(name))
             .collect();
-        let feeds: Vec<RunView> = (self.feeds.iter())
-            .map(|(name, feed)| {
-                let bytes_out = relayed_out.get(name.as_str()).copied().unwrap_or(0);
-                let subscribers = *feed.hub.demand().borrow();
-                feed.handle
-                    .control()
-                    .stats
-                    .view(name, bytes_out, subscribers)
-            })
+        let mut clients: Vec<_> = (self.streams.values())
+            .flat_map(|stream| stream.clients().views())
             .collect();
         clients.sort_by_key(|client| client.id);
         RuntimeState {
@@ -252,6 +206,69 @@ impl Snapshot {
             streams,
             clients,
         }
+    }
+
+    /// The state of one feed now.
+    pub fn feed_view(&self, name: &str) -> Option<RunView> {
+        let feed = self.feeds.get(name)?;
+        // What reaches HTTP clients straight from its hub: the bytes of the streams relaying it.
+        let bytes_out = (self.streams.values())
+            .filter(|stream| stream.config.command.is_none())
+            .filter(|stream| stream.feed_names().first().map(String::as_str) == Some(name))
+            .map(|stream| stream.clients().bytes_sent())
+            .sum();
+        let subscribers = *feed.hub.demand().borrow();
+        Some(
+            (feed.handle.control().stats).view(name, bytes_out, subscribers),
+        )
+    }
+
+    /// The state of one stream now.
+    pub fn stream_view(&self, name: &str) -> Option<StreamView> {
+        self.streams.get(name).map(|stream| self.view_of(stream))
+    }
+
+    fn view_of(&self, stream: &Stream) -> StreamView {
+        let bytes_out = stream.clients().bytes_sent();
+        let feed = stream.feed_names().first().map(String::as_str);
+        let relayed = feed.filter(|_| stream.config.command.is_none());
+        let own = stream.control();
+        let control = match relayed.and_then(|name| self.feeds.get(name)) {
+            // A relay has no process: it runs as its feed runs, unless it was stopped itself.
+            Some(feed) if own.stats.state() != State::Stopped => feed.handle.control(),
+            _ => own,
+        };
+        let hub = stream.shared_hub();
+        let clients = stream.clients().count();
+        let subscribers = hub.map_or(clients, |hub| *hub.demand().borrow());
+        let (screenshot_requests, screenshot_decodes) = stream.clients().screenshots();
+        StreamView {
+            run: (control.stats).view(&stream.config.name, bytes_out, subscribers),
+            feed: feed.map(str::to_string),
+            feeds: stream.feed_names().to_vec(),
+            paths: Config::stream_paths(&stream.config).collect(),
+            mimetype: stream.config.mimetype.clone(),
+            client: match stream.config.client {
+                ClientMode::Shared => "shared",
+                ClientMode::Exclusive => "exclusive",
+            },
+            clients,
+            skips: stream.clients().skips(),
+            clients_cut: stream.clients().cut(),
+            screenshot_requests,
+            screenshot_decodes,
+            framing: hub.and_then(|hub| hub.framing_info()).map(Into::into),
+        }
+    }
+
+    /// The names of its feeds, in order.
+    pub fn feed_names(&self) -> impl Iterator<Item = &str> {
+        self.feeds.keys().map(String::as_str)
+    }
+
+    /// The names of its streams, in order.
+    pub fn stream_names(&self) -> impl Iterator<Item = &str> {
+        self.streams.keys().map(String::as_str)
     }
 }
 

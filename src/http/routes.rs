@@ -143,15 +143,21 @@ impl Routes {
         }
         let snapshot = self.registry.load();
         if let Some(stream) = snapshot.stream_at(&client.path) {
+            if snapshot.stopped(stream) {
+                return stream_stopped();
+            }
             return match stream.config.kind {
                 StreamKind::Shot => shot(stream).await,
-                StreamKind::Stream => self.stream(&snapshot, stream, query, client).await,
+                StreamKind::Stream => self.stream(stream, query, client).await,
             };
         }
         if let Some((base, format)) = screenshot::split_picture_path(&client.path)
             && let Some(stream) = snapshot.stream_at(base)
             && stream.config.kind == StreamKind::Stream
         {
+            if snapshot.stopped(stream) {
+                return stream_stopped();
+            }
             return match screenshot::format_from_query(format, query) {
                 Ok(format) => self.picture(stream, format).await,
                 Err(error) => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
@@ -172,14 +178,10 @@ impl Routes {
 
     async fn stream(
         &self,
-        snapshot: &Snapshot,
         stream: &Stream,
         query: Option<&str>,
         client: Client,
     ) -> Response<ResponseBody> {
-        if snapshot.stopped(stream) {
-            return text(StatusCode::SERVICE_UNAVAILABLE, "stream stopped\n");
-        }
         let parameters =
             Join::from_query(query).and_then(|join| Ok((join, flag(query, "mpjpeg")?)));
         let (join, wants_mpjpeg) = match parameters {
@@ -405,6 +407,11 @@ fn stream_response(mimetype: &str, body: ResponseBody) -> Response<ResponseBody>
         .header("X-Accel-Buffering", "no")
         .body(body)
         .expect("static headers are valid")
+}
+
+/// A stream, or a feed it reads, was stopped by an admin: no client is served until started.
+fn stream_stopped() -> Response<ResponseBody> {
+    text(StatusCode::SERVICE_UNAVAILABLE, "stream stopped\n")
 }
 
 fn text(status: StatusCode, message: &str) -> Response<ResponseBody> {

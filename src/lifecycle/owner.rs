@@ -12,7 +12,7 @@
 //! - `Restart` ends the current run and starts a new one at once in its configured mode (a
 //!   forced `Start` is undone); its clients stay, as they do across a resurrection.
 //!
-//! - `HandOver` ends the current run and leaves, without ending the output or the clients:
+//! - A hand-over ([`Handle::hand_over`]) ends the current run and leaves, without ending the output or the clients:
 //!   a reload changed the stream's definition, and a successor owner ([`spawn_after`]) goes
 //!   on with the same hub, control and clients once this one is gone.
 //!
@@ -23,7 +23,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -48,6 +48,13 @@ pub enum Command {
     Stop,
     /// End the current run and start a new one in the configured mode.
     Restart,
+}
+
+/// What an owner acts on: a [`Command`], or a reload's hand-over (which only the registry
+/// sends, through [`Handle::hand_over`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Instruction {
+    Do(Command),
     /// End the current run and leave the hub and the clients to a successor.
     HandOver,
 }
@@ -62,12 +69,28 @@ pub struct Gone {
     pub name: String,
 }
 
+/// A command and who waits for it to be acted on.
+#[derive(Debug)]
+struct Order {
+    instruction: Instruction,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Order {
+    /// Tells the sender the command was acted on.
+    fn done(self) {
+        if let Some(done) = self.done {
+            let _ = done.send(());
+        }
+    }
+}
+
 /// How to reach a feed's or stream's owner task, and what it shares with the readers.
 #[derive(Debug, Clone)]
 pub struct Handle {
     kind: Kind,
     name: String,
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Order>,
     control: Arc<Control>,
     /// Becomes true once the owner task is gone.
     gone: watch::Receiver<bool>,
@@ -78,9 +101,25 @@ pub struct Handle {
 pub struct Control {
     /// Its state and counters.
     pub stats: Arc<RunStats>,
-    /// Its token: a child of the server's, replaced by a fresh one when it starts after a
-    /// stop. Clients take child tokens of it.
-    token: Mutex<CancellationToken>,
+    /// The server's token, from which a fresh one derives when it starts after a stop.
+    parent: CancellationToken,
+    tokens: Mutex<Tokens>,
+}
+
+/// The tokens of a feed or stream: `run` ends its runs and its clients (a stop); `clients`,
+/// a child of it, ends only the clients connected now (a disconnect).
+#[derive(Debug)]
+struct Tokens {
+    run: CancellationToken,
+    clients: CancellationToken,
+}
+
+impl Tokens {
+    fn under(parent: &CancellationToken) -> Self {
+        let run = parent.child_token();
+        let clients = run.child_token();
+        Self { run, clients }
+    }
 }
 
 impl Control {
@@ -88,13 +127,15 @@ impl Control {
     pub fn new(parent: &CancellationToken) -> Arc<Self> {
         Arc::new(Self {
             stats: Arc::default(),
-            token: Mutex::new(parent.child_token()),
+            parent: parent.clone(),
+            tokens: Mutex::new(Tokens::under(parent)),
         })
     }
 
-    /// A token for a new client: cancelled when the feed or stream is stopped.
+    /// A token for a new client: cancelled when the feed or stream is stopped, or its
+    /// clients are disconnected.
     pub fn client_token(&self) -> CancellationToken {
-        self.token().child_token()
+        self.tokens().clients.child_token()
     }
 
     /// Ends every client it has now (the feed or stream left the config); clients that
@@ -103,28 +144,61 @@ impl Control {
         self.token().cancel();
     }
 
-    fn token(&self) -> CancellationToken {
-        self.token
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+    /// Ends every client connected now and nothing else: the run goes on, and clients that
+    /// come later are served.
+    pub fn disconnect_clients(&self) {
+        let mut tokens = self.tokens();
+        let fresh = tokens.run.child_token();
+        std::mem::replace(&mut tokens.clients, fresh).cancel();
     }
 
-    fn renew_token(&self, parent: &CancellationToken) {
-        *self
-            .token
+    /// Stops a feed or stream that has no owner task (a relay, per-client processes): its
+    /// clients end, and it stays [`State::Stopped`] until [`Control::unhalt`].
+    pub fn halt(&self) {
+        self.token().cancel();
+        self.stats.stopped(State::Stopped);
+    }
+
+    /// Ends a [`Control::halt`]: new clients are served again.
+    pub fn unhalt(&self) {
+        if self.token().is_cancelled() {
+            self.renew_token();
+        }
+        if self.stats.state() == State::Stopped {
+            self.stats.set_state(State::Idle);
+        }
+    }
+
+    fn tokens(&self) -> std::sync::MutexGuard<'_, Tokens> {
+        self.tokens
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = parent.child_token();
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn token(&self) -> CancellationToken {
+        self.tokens().run.clone()
+    }
+
+    fn renew_token(&self) {
+        *self.tokens() = Tokens::under(&self.parent);
     }
 }
 
 impl Handle {
-    /// Sends `command`, waiting only while the owner's queue is full.
+    /// Sends `command` and waits until the owner acted on it: a stopped one is stopped
+    /// (its clients ended), a started one is wanted, a restarted one's old run is over.
     pub async fn send(&self, command: Command) -> Result<(), Gone> {
-        self.commands.send(command).await.map_err(|_| Gone {
+        let gone = || Gone {
             kind: self.kind,
             name: self.name.clone(),
-        })
+        };
+        let (done, acted) = oneshot::channel();
+        let order = Order {
+            instruction: Instruction::Do(command),
+            done: Some(done),
+        };
+        self.commands.send(order).await.map_err(|_| gone())?;
+        acted.await.map_err(|_| gone())
     }
 
     /// What it shares with readers: state, counters, token.
@@ -135,7 +209,11 @@ impl Handle {
     /// Tells the owner to hand its hub and clients over (see the module documentation);
     /// what tells when it is gone, or `None` when it cannot be told now (its queue is full).
     pub fn hand_over(&self) -> Option<watch::Receiver<bool>> {
-        self.commands.try_send(Command::HandOver).ok()?;
+        let order = Order {
+            instruction: Instruction::HandOver,
+            done: None,
+        };
+        self.commands.try_send(order).ok()?;
         Some(self.gone.clone())
     }
 }
@@ -210,7 +288,7 @@ struct Owner {
     server: CancellationToken,
     control: Arc<Control>,
     /// None for a supervisor without commands, or once every handle is gone.
-    commands: Option<mpsc::Receiver<Command>>,
+    commands: Option<mpsc::Receiver<Order>>,
     /// A subscription of its own that keeps it wanted after `Start`.
     pin: Option<Subscriber>,
     /// The owner it takes over from, to wait for before the first run.
@@ -224,7 +302,7 @@ enum Stretch {
     /// The loop returned (the server stops, or a one-client job is done) or panicked.
     Returned { panicked: bool },
     /// A command came (None: every handle is gone).
-    Commanded(Option<Command>),
+    Commanded(Option<Order>),
 }
 
 impl Owner {
@@ -243,8 +321,16 @@ impl Owner {
         loop {
             if stopped {
                 match self.wait_while_stopped().await {
-                    Some(Command::HandOver) => return,
-                    Some(command) => stopped = !self.resume(command),
+                    Some(Order {
+                        instruction: Instruction::HandOver,
+                        ..
+                    }) => return,
+                    Some(order) => {
+                        if let Instruction::Do(command) = order.instruction {
+                            stopped = !self.resume(command);
+                        }
+                        order.done();
+                    }
                     None => break,
                 }
                 continue;
@@ -259,36 +345,41 @@ impl Owner {
                 )
                 .instrument(span.clone()),
             );
-            match self.stretch(loop_task, &run).await {
+            let order = match self.stretch(loop_task, &run).await {
                 Stretch::Returned { panicked: true } if !self.server.is_cancelled() => {
                     tracing::error!(parent: &span, "supervisor panicked; starting it again");
                     // A panic that repeats must not become a hot loop.
                     tokio::time::sleep(PANIC_RESTART_DELAY).await;
+                    continue;
                 }
                 Stretch::Returned { .. } => break,
-                Stretch::Commanded(Some(Command::Stop)) => {
-                    span.in_scope(|| tracing::info!("stopped by command"));
-                    self.stop();
-                    stopped = true;
-                }
                 Stretch::Commanded(None) => {
                     span.in_scope(|| tracing::info!("removed"));
                     self.stop();
                     break;
                 }
-                Stretch::Commanded(Some(Command::HandOver)) => {
+                Stretch::Commanded(Some(order)) => order,
+            };
+            match order.instruction {
+                Instruction::Do(Command::Stop) => {
+                    span.in_scope(|| tracing::info!("stopped by command"));
+                    self.stop();
+                    stopped = true;
+                }
+                Instruction::HandOver => {
                     span.in_scope(|| {
                         tracing::info!("changed: its clients go on with the new definition")
                     });
                     // The output and the clients are the successor's now: leave them be.
                     return;
                 }
-                Stretch::Commanded(Some(command)) => {
+                Instruction::Do(command) => {
                     span.in_scope(|| tracing::info!(?command, "restarting by command"));
                     self.hub.reset();
                     self.resume(command);
                 }
             }
+            order.done();
         }
         // Clients of a per-client hub must not wait for a process that is gone.
         self.hub.close();
@@ -298,19 +389,20 @@ impl Owner {
     /// awaited, so its process is gone) unless it is a `Start` of a run already going.
     async fn stretch(&mut self, mut loop_task: JoinHandle<()>, run: &CancellationToken) -> Stretch {
         loop {
-            let command = tokio::select! {
+            let mut order = tokio::select! {
                 joined = &mut loop_task => {
                     return Stretch::Returned { panicked: joined.is_err_and(|e| e.is_panic()) };
                 }
-                command = next_command(&mut self.commands) => command,
+                order = next_order(&mut self.commands) => order,
             };
-            if command == Some(Command::Start) {
+            if let Some(order) = order.take_if(|order| order.instruction == Instruction::Do(Command::Start)) {
                 self.resume(Command::Start);
+                order.done();
                 continue;
             }
             run.cancel();
             let _ = loop_task.await;
-            return Stretch::Commanded(command);
+            return Stretch::Commanded(order);
         }
     }
 
@@ -323,22 +415,23 @@ impl Owner {
     }
 
     /// Waits for `Start` or `Restart`; None when the server stops or every handle is gone.
-    async fn wait_while_stopped(&mut self) -> Option<Command> {
+    async fn wait_while_stopped(&mut self) -> Option<Order> {
         loop {
-            let command = tokio::select! {
+            let order = tokio::select! {
                 _ = self.server.cancelled() => return None,
-                command = next_command(&mut self.commands) => command?,
+                order = next_order(&mut self.commands) => order?,
             };
-            if command != Command::Stop {
-                return Some(command);
+            if order.instruction != Instruction::Do(Command::Stop) {
+                return Some(order);
             }
+            order.done();
         }
     }
 
     /// Acts on `Start` or `Restart` (a fresh token after a stop); false for `Stop`.
     fn resume(&mut self, command: Command) -> bool {
         if self.control.token().is_cancelled() {
-            self.control.renew_token(&self.server);
+            self.control.renew_token();
         }
         match command {
             Command::Start => {
@@ -352,23 +445,21 @@ impl Owner {
                 true
             }
             Command::Stop => false,
-            // Handled by the caller, which leaves.
-            Command::HandOver => false,
         }
     }
 }
 
-/// The next command; pending for ever without a channel, None once every handle is gone
+/// The next order; pending for ever without a channel, None once every handle is gone
 /// (after which it is pending too, so the caller acts on the end once).
-async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+async fn next_order(commands: &mut Option<mpsc::Receiver<Order>>) -> Option<Order> {
     let Some(receiver) = commands.as_mut() else {
         return std::future::pending().await;
     };
-    let command = receiver.recv().await;
-    if command.is_none() {
+    let order = receiver.recv().await;
+    if order.is_none() {
         *commands = None;
     }
-    command
+    order
 }
 
 #[cfg(test)]

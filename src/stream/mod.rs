@@ -22,7 +22,7 @@ use crate::config::{ClientMode, FeedRoute, Mode, StreamConfig, StreamKind};
 use crate::container::{Container, select};
 use crate::fanout::hub::{Hub, Subscriber};
 use crate::fanout::join::Join;
-use crate::lifecycle::owner::{self, Control, Handle};
+use crate::lifecycle::owner::{self, Command, Control, Gone, Handle};
 use crate::lifecycle::{Input, Job, Kind, Tasks};
 use crate::process::child::StderrBudget;
 use crate::stats::Clients;
@@ -191,6 +191,30 @@ impl Stream {
         }
     }
 
+    /// Carries out `command` (from an admin: D-Bus, `voyandzctl`) and returns once it is
+    /// done. A stream without a process of its own (a relay, per-client processes, shots)
+    /// can be stopped and started (no client is served while it is stopped) but has
+    /// nothing to restart.
+    pub async fn command(&self, command: Command) -> Result<(), CommandError> {
+        match (&self.handle, command) {
+            (Some(handle), command) => handle.send(command).await?,
+            (None, Command::Stop) => self.control.halt(),
+            (None, Command::Start) => self.control.unhalt(),
+            (None, Command::Restart) => {
+                let name = self.config.name.clone();
+                return Err(match (&self.config.command, self.config.kind) {
+                    (None, _) => CommandError::Relay {
+                        name,
+                        feed: self.config.feeds.first().cloned().unwrap_or_default(),
+                    },
+                    (Some(_), StreamKind::Shot) => CommandError::PerRequest { name },
+                    (Some(_), StreamKind::Stream) => CommandError::PerClient { name },
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Ends the output of its shared hub for every client: the server is stopping.
     pub fn close(&self) {
         if let Some(hub) = &self.shared {
@@ -210,6 +234,36 @@ impl Stream {
         .instrument(tracing::info_span!("shot", stream = %self.config.name))
         .await
     }
+}
+
+/// Why a stream cannot carry out a command.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Its owner task is gone (a reload removed it, or the server stops).
+    #[error(transparent)]
+    Gone(#[from] Gone),
+    /// A relay's process is its feed's.
+    #[error("stream \"{name}\" has no process of its own: it relays feed \"{feed}\" (restart that)")]
+    Relay {
+        /// The stream.
+        name: String,
+        /// The feed it relays.
+        feed: String,
+    },
+    /// Each client has a process of its own.
+    #[error(
+        "stream \"{name}\" runs a process per client: disconnect its clients to restart them"
+    )]
+    PerClient {
+        /// The stream.
+        name: String,
+    },
+    /// A shot runs once per request.
+    #[error("stream \"{name}\" runs once per request: there is nothing to restart")]
+    PerRequest {
+        /// The stream.
+        name: String,
+    },
 }
 
 /// A feed's hub and the descriptor of the command it is piped into.
