@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::bus::Bus;
 use crate::config::Config;
 use crate::http::routes::Routes;
 use crate::http::server;
@@ -27,6 +28,10 @@ const SHUTDOWN_MAX: Duration = Duration::from_millis(1500);
 /// How often `systemctl status` gets a fresh status line (and, without a watchdog, the
 /// longest a hung main loop goes unnoticed by it).
 const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+/// The longest start-up waits for the bus: a bus that hangs must not keep HTTP from serving.
+const BUS_CONNECT_MAX: Duration = Duration::from_secs(5);
+/// D-Bus reload requests that may wait for the main loop (each is one reload of the file).
+const RELOADS_QUEUED_MAX: usize = 4;
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -40,12 +45,14 @@ pub enum RunError {
 }
 
 /// Serves `config` on every one of `listeners` (the same routes on each) until SIGTERM or
-/// SIGINT; reloads it on SIGHUP and when its file changes. `activated`: the listeners came
-/// from systemd, so a reload never moves them.
+/// SIGINT; reloads it on SIGHUP, when its file changes and when asked over D-Bus.
+/// `activated`: the listeners came from systemd, so a reload never moves them. `bus`: where
+/// to offer D-Bus control, if anywhere.
 pub async fn run(
     config: Config,
     listeners: Vec<std::net::TcpListener>,
     activated: bool,
+    bus: Option<Bus>,
 ) -> Result<(), RunError> {
     // Before the first request is answered: a signal must stop the server, never kill it.
     let mut signals = Signals::install()?;
@@ -74,12 +81,19 @@ pub async fn run(
         traffic: Default::default(),
     });
     let mut servers = serve_all(listeners, &routes, &tasks);
+    let (bus_reloads, mut reload_requests) = tokio::sync::mpsc::channel(RELOADS_QUEUED_MAX);
+    // Before READY=1: once systemd says the service runs, its name is on the bus.
+    let _bus = match bus {
+        Some(bus) => join_bus(bus, &routes, bus_reloads, &tasks).await,
+        None => None,
+    };
     let reloads = &routes.facts.reloads;
     notify::ready(&status_line(&routes.registry, reloads));
     let watchdog = Watchdog::from_env();
     let tick = watchdog.map_or(STATUS_INTERVAL, |dog| dog.interval.min(STATUS_INTERVAL));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     loop {
+        let mut reply = None;
         let trigger = tokio::select! {
             _ = signals.terminate.recv() => break,
             _ = signals.interrupt.recv() => break,
@@ -91,14 +105,20 @@ pub async fn run(
                 }
                 Some(Trigger::FileChanged)
             }
+            Some(asked) = reload_requests.recv() => {
+                reply = Some(asked);
+                Some(Trigger::Bus)
+            }
             _ = ticks.tick() => None,
         };
         if let Some(trigger) = trigger {
             let before = routes.registry.load().config.clone();
-            if reloader
-                .reload(trigger, &routes.registry, reloads)
-                .is_some()
-            {
+            let outcome = reloader.reload(trigger, &routes.registry, reloads);
+            if let Some(reply) = reply {
+                // The caller may have gone (a timeout): the reload stands all the same.
+                let _ = reply.send(outcome.clone());
+            }
+            if outcome.is_some() {
                 let after = routes.registry.load().config.clone();
                 let moved = (before.listen_ips != after.listen_ips)
                     || (before.listen_port != after.listen_port);
@@ -138,6 +158,34 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Offers D-Bus control on `bus`; `None` (logged once) when it cannot be had: HTTP goes on.
+async fn join_bus(
+    bus: Bus,
+    routes: &Arc<Routes>,
+    reloads: tokio::sync::mpsc::Sender<crate::bus::ReloadReply>,
+    tasks: &Tasks,
+) -> Option<zbus::Connection> {
+    let joined = tokio::time::timeout(
+        BUS_CONNECT_MAX,
+        crate::bus::serve(bus, Arc::clone(routes), reloads, tasks),
+    )
+    .await;
+    match joined {
+        Ok(Ok(connection)) => {
+            tracing::info!(%bus, name = crate::bus::SERVICE, "on D-Bus");
+            Some(connection)
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "no D-Bus control: serving HTTP only");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%bus, waited = ?BUS_CONNECT_MAX, "no D-Bus control: the bus does not answer; serving HTTP only");
+            None
+        }
+    }
 }
 
 /// An accept loop on each listener, all on the same routes.

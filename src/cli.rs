@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::bus::BusChoice;
 use crate::logging::Output;
 
 /// voyandz: serves live audio and video over HTTP with minimal latency.
@@ -23,4 +24,8 @@ pub struct Cli {
     /// journal (natively, with priorities and FEED, STREAM, CLIENT, CHILD_PID fields).
     #[arg(long = "log", value_name = "OUTPUT", value_enum, default_value_t = Output::Auto)]
     pub log: Output,
+    /// D-Bus control (org.voyandz.Voyandz1, for voyandzctl and busctl): the system bus when
+    /// systemd started the server (auto), system, session, or none.
+    #[arg(long, value_name = "BUS", value_enum, default_value_t = BusChoice::Auto)]
+    pub bus: BusChoice,
 }

@@ -16,6 +16,7 @@
 //! command line; and [`app`] wires it all together and owns shutdown.
 
 pub mod app;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod container;

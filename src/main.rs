@@ -80,7 +80,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_OSERR);
         }
     };
-    let result = runtime.block_on(voyandz::app::run(config, listeners, activated));
+    let result = runtime.block_on(voyandz::app::run(
+        config,
+        listeners,
+        activated,
+        cli.bus.resolve(),
+    ));
     // A read blocked on a device in the blocking pool must not keep the process alive.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_MAX);
     match result {

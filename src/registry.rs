@@ -218,9 +218,7 @@ impl Snapshot {
             .map(|stream| stream.clients().bytes_sent())
             .sum();
         let subscribers = *feed.hub.demand().borrow();
-        Some(
-            (feed.handle.control().stats).view(name, bytes_out, subscribers),
-        )
+        Some((feed.handle.control().stats).view(name, bytes_out, subscribers))
     }
 
     /// The state of one stream now.

@@ -395,7 +395,9 @@ impl Owner {
                 }
                 order = next_order(&mut self.commands) => order,
             };
-            if let Some(order) = order.take_if(|order| order.instruction == Instruction::Do(Command::Start)) {
+            if let Some(order) =
+                order.take_if(|order| order.instruction == Instruction::Do(Command::Start))
+            {
                 self.resume(Command::Start);
                 order.done();
                 continue;

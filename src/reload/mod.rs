@@ -27,6 +27,8 @@ pub enum Trigger {
     Signal,
     /// The file changed (inotify).
     FileChanged,
+    /// A D-Bus `Reload()` (`voyandzctl reload`).
+    Bus,
 }
 
 /// How the last reload went, for the status views and `systemctl status`.

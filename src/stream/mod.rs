@@ -243,7 +243,9 @@ pub enum CommandError {
     #[error(transparent)]
     Gone(#[from] Gone),
     /// A relay's process is its feed's.
-    #[error("stream \"{name}\" has no process of its own: it relays feed \"{feed}\" (restart that)")]
+    #[error(
+        "stream \"{name}\" has no process of its own: it relays feed \"{feed}\" (restart that)"
+    )]
     Relay {
         /// The stream.
         name: String,
@@ -251,9 +253,7 @@ pub enum CommandError {
         feed: String,
     },
     /// Each client has a process of its own.
-    #[error(
-        "stream \"{name}\" runs a process per client: disconnect its clients to restart them"
-    )]
+    #[error("stream \"{name}\" runs a process per client: disconnect its clients to restart them")]
     PerClient {
         /// The stream.
         name: String,

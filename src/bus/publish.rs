@@ -1,0 +1,241 @@
+//! Keeps the bus in step with the server: an object for every feed and stream of the current
+//! snapshot (added and removed with reloads, which the ObjectManager announces as
+//! InterfacesAdded/Removed), and PropertiesChanged for every property that changed since it
+//! was last announced. States are looked at often enough that a watcher sees a change at
+//! once to the eye; byte counters, which change all the time, at most once a second.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use zbus::object_server::{Interface, SignalEmitter};
+use zbus::{Connection, fdo};
+use zbus::{OwnedObjectPath, OwnedVariant};
+
+use super::manager::{self, Manager};
+use super::objects::{FeedObject, FeedProperties, Property, StreamObject, StreamProperties};
+use super::{ROOT, Service, path};
+
+/// How often states are compared with what was announced: a tenth of what a person notices
+/// as a delay, at the cost of one snapshot read per object.
+const LOOK_INTERVAL: Duration = Duration::from_millis(100);
+/// Byte counters are announced at most this often (each change would be a signal per chunk).
+const COUNTERS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the bus has been told: the objects exported, and their last announced properties.
+#[derive(Default)]
+pub struct Announced {
+    feeds: BTreeMap<String, Vec<Property>>,
+    streams: BTreeMap<String, Vec<Property>>,
+    last_reload: (String, String, String),
+    counters_at: Option<Instant>,
+}
+
+/// Announces changes until `cancel` fires.
+pub async fn run(connection: Connection, service: Arc<Service>, cancel: CancellationToken) {
+    let mut ticks = tokio::time::interval(LOOK_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        objects(&connection, &service).await;
+        if let Err(error) = announce(&connection, &service).await {
+            tracing::debug!(%error, "cannot announce property changes on D-Bus");
+        }
+    }
+}
+
+/// Adds the objects of feeds and streams the current snapshot has and the bus lacks, and
+/// removes those it no longer has.
+pub async fn objects(connection: &Connection, service: &Arc<Service>) {
+    let mut announced = service.announced.lock().await;
+    let snapshot = service.routes.registry.load();
+    let server = connection.object_server();
+    let feeds: Vec<&str> = snapshot.feed_names().collect();
+    let streams: Vec<&str> = snapshot.stream_names().collect();
+    let result: zbus::Result<()> = async {
+        for gone in stale(&announced.feeds, &feeds) {
+            server.remove::<FeedObject, _>(path::feed(&gone)).await?;
+            announced.feeds.remove(&gone);
+        }
+        for gone in stale(&announced.streams, &streams) {
+            server
+                .remove::<StreamObject, _>(path::stream(&gone))
+                .await?;
+            announced.streams.remove(&gone);
+        }
+        let added: Vec<&str> = (feeds.iter().copied())
+            .filter(|name| !announced.feeds.contains_key(*name))
+            .collect();
+        for name in added {
+            let properties = FeedProperties::read(&snapshot, name).map(|p| p.announced());
+            let object = FeedObject {
+                name: name.to_owned(),
+                service: Arc::clone(service),
+            };
+            server.at(path::feed(name), object).await?;
+            announced
+                .feeds
+                .insert(name.to_owned(), properties.unwrap_or_default());
+        }
+        let added: Vec<&str> = (streams.iter().copied())
+            .filter(|name| !announced.streams.contains_key(*name))
+            .collect();
+        for name in added {
+            let properties = StreamProperties::read(&snapshot, name).map(|p| p.announced());
+            let object = StreamObject {
+                name: name.to_owned(),
+                service: Arc::clone(service),
+            };
+            server.at(path::stream(name), object).await?;
+            announced
+                .streams
+                .insert(name.to_owned(), properties.unwrap_or_default());
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(%error, "cannot update the D-Bus objects");
+    }
+}
+
+/// The names in `exported` that are not in `current`.
+fn stale(exported: &BTreeMap<String, Vec<Property>>, current: &[&str]) -> Vec<String> {
+    (exported.keys())
+        .filter(|name| !current.contains(&name.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Emits PropertiesChanged for every object whose announced properties changed.
+async fn announce(connection: &Connection, service: &Service) -> zbus::Result<()> {
+    let mut announced = service.announced.lock().await;
+    let snapshot = service.routes.registry.load();
+    let now = Instant::now();
+    let counters_due =
+        (announced.counters_at).is_none_or(|at| now.duration_since(at) >= COUNTERS_INTERVAL);
+    if counters_due {
+        announced.counters_at = Some(now);
+    }
+    let Announced {
+        feeds,
+        streams,
+        last_reload,
+        ..
+    } = &mut *announced;
+    for (name, before) in feeds.iter_mut() {
+        if let Some(properties) = FeedProperties::read(&snapshot, name) {
+            let changed = changes(before, properties.announced(), counters_due);
+            emit::<FeedObject>(connection, path::feed(name), changed).await?;
+        }
+    }
+    for (name, before) in streams.iter_mut() {
+        if let Some(properties) = StreamProperties::read(&snapshot, name) {
+            let changed = changes(before, properties.announced(), counters_due);
+            emit::<StreamObject>(connection, path::stream(name), changed).await?;
+        }
+    }
+    let reload = manager::last_reload(service);
+    if reload != *last_reload {
+        *last_reload = reload.clone();
+        let value = OwnedVariant::try_from(zbus::Variant::from(reload))
+            .expect("plain values have no descriptors");
+        let changed = HashMap::from([("LastReload", value)]);
+        emit::<Manager>(
+            connection,
+            OwnedObjectPath::try_from(ROOT).expect("a valid path"),
+            changed,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn emit<I: Interface>(
+    connection: &Connection,
+    path: OwnedObjectPath,
+    changed: HashMap<&'static str, OwnedVariant>,
+) -> zbus::Result<()> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let emitter = SignalEmitter::new(connection, path)?;
+    let changed = changed
+        .iter()
+        .map(|(name, value)| (*name, (**value).clone()))
+        .collect();
+    fdo::Properties::properties_changed(&emitter, I::name(), changed, Cow::Borrowed(&[])).await
+}
+
+/// The properties of `now` that differ from `before` (counters only when `counters_due`),
+/// which then records them as announced.
+fn changes(
+    before: &mut Vec<Property>,
+    now: Vec<Property>,
+    counters_due: bool,
+) -> HashMap<&'static str, OwnedVariant> {
+    let mut changed = HashMap::new();
+    if before.len() != now.len() {
+        // Nothing was announced of it yet: its object came with its values.
+        *before = now;
+        return changed;
+    }
+    for (old, new) in before.iter_mut().zip(now) {
+        if old.value != new.value && (counters_due || !new.counter) {
+            let value = new
+                .value
+                .try_clone()
+                .expect("plain values have no descriptors");
+            changed.insert(new.name, value);
+            *old = new;
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::objects::Property;
+
+    fn announced(state: &str, bytes: u64) -> Vec<Property> {
+        let value = |v: zbus::Variant<'static>| OwnedVariant::try_from(v).expect("plain");
+        vec![
+            Property {
+                name: "State",
+                value: value(state.to_owned().into()),
+                counter: false,
+            },
+            Property {
+                name: "BytesIn",
+                value: value(bytes.into()),
+                counter: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_state_change_is_announced_at_once_and_counters_only_when_due() {
+        let mut before = announced("idle", 0);
+        let changed = changes(&mut before, announced("running", 10), false);
+        assert_eq!(changed.keys().collect::<Vec<_>>(), [&"State"]);
+        // Unchanged since: nothing more, however often it is looked at.
+        assert!(changes(&mut before, announced("running", 10), false).is_empty());
+        let changed = changes(&mut before, announced("running", 20), true);
+        assert_eq!(changed.keys().collect::<Vec<_>>(), [&"BytesIn"]);
+        assert!(changes(&mut before, announced("running", 20), true).is_empty());
+    }
+
+    #[test]
+    fn an_object_not_announced_yet_takes_its_values_silently() {
+        let mut before = Vec::new();
+        assert!(changes(&mut before, announced("idle", 0), true).is_empty());
+        assert_eq!(before, announced("idle", 0));
+    }
+}
