@@ -18,6 +18,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of the helper
 
+pub mod dbus;
+
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
