@@ -22,8 +22,12 @@
 #   group-device    a device node of group video, mode 0660, is readable (PrivateUsers=yes)
 #   journal         every line the service logged starts with `YYYY-mm-dd hh:mm:ss.sss `
 #   reload          `systemctl reload` applies an added stream, same MainPID (SIGHUP reload)
+#   dbus            the service owns org.voyandz.Voyandz1 on the system bus under the shipped
+#                   policy; busctl lists its streams and stops and starts a feed
 #   watchdog        a SIGSTOPped daemon is killed by the watchdog and started again
 #   stop            stopping service and socket leaves no voyandz, sh or ffmpeg process
+#   bus-activation  a D-Bus call to the stopped service starts it (SystemdService=), and
+#                   stopping it again leaves nothing behind
 #
 # Exit status: 0 when every check passed, 1 when one failed, 2 when the container could not
 # be set up. Needs root (mmdebstrap, nspawn, cgroups). Always tears the container down.
@@ -286,12 +290,16 @@ install_voyandz() {
     t0=$(now)
     cp "$BINARY" "$WORK/stage/voyandz"
     cp systemd/voyandz.socket systemd/voyandz.service systemd/voyandz.sysusers "$WORK/stage/"
+    cp dbus/org.voyandz.Voyandz1.conf dbus/org.voyandz.Voyandz1.service "$WORK/stage/"
     write_config
     ctsh "set -e
         install -m 0755 $GUEST_STAGE/voyandz /usr/bin/voyandz
         install -m 0644 $GUEST_STAGE/voyandz.socket $GUEST_STAGE/voyandz.service /etc/systemd/system/
         install -D -m 0644 $GUEST_STAGE/voyandz.sysusers /etc/sysusers.d/voyandz.conf
         systemd-sysusers
+        install -D -m 0644 $GUEST_STAGE/org.voyandz.Voyandz1.conf /usr/share/dbus-1/system.d/org.voyandz.Voyandz1.conf
+        install -D -m 0644 $GUEST_STAGE/org.voyandz.Voyandz1.service /usr/share/dbus-1/system-services/org.voyandz.Voyandz1.service
+        busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
         install -d -m 0755 /etc/voyandz
         install -m 0644 $GUEST_STAGE/voyandz.yaml /etc/voyandz/voyandz.yaml
         # /dev/zero's numbers under another name: readable through the group only.
@@ -440,6 +448,38 @@ check_reload() {
     [ "$pid" = "$after" ] && [ "$restarts" = "$(prop voyandz.service NRestarts)" ]
 }
 
+# The daemon's objects, through the guest's real system bus (as root: polkit allows root).
+BUSCTL_VOYANDZ="busctl --no-pager call org.voyandz.Voyandz1"
+
+check_dbus() {
+    local owner streams state
+    owner=$(ct busctl --no-pager status org.voyandz.Voyandz1 2>/dev/null | awk -F= '$1 == "PID" { print $2 }' || true)
+    log "org.voyandz.Voyandz1 is owned by pid ${owner:-nobody}; MainPID $(prop voyandz.service MainPID)"
+    streams=$(ct $BUSCTL_VOYANDZ /org/voyandz/Voyandz1 org.voyandz.Voyandz1.Manager ListStreams) || return 1
+    log "ListStreams: ${streams:0:120}"
+    ct $BUSCTL_VOYANDZ /org/voyandz/Voyandz1/feed/piped org.voyandz.Voyandz1.Feed Stop || return 1
+    state=$(ct busctl --no-pager get-property org.voyandz.Voyandz1 /org/voyandz/Voyandz1/feed/piped org.voyandz.Voyandz1.Feed State)
+    log "feed piped after Stop(): $state"
+    ct $BUSCTL_VOYANDZ /org/voyandz/Voyandz1/feed/piped org.voyandz.Voyandz1.Feed Start || return 1
+    # Start() keeps it running with no client; Restart() puts it back in its on-demand mode.
+    ct $BUSCTL_VOYANDZ /org/voyandz/Voyandz1/feed/piped org.voyandz.Voyandz1.Feed Restart || return 1
+    [ "$owner" = "$(prop voyandz.service MainPID)" ] && [ "$state" = 's "stopped"' ] &&
+        echo "$streams" | grep -q '"/org/voyandz/Voyandz1/stream/ts"'
+}
+
+check_bus_activation() {
+    local t0 answer
+    t0=$(now)
+    answer=$(T=20 ct $BUSCTL_VOYANDZ /org/voyandz/Voyandz1 org.voyandz.Voyandz1.Manager ListFeeds) || {
+        log "the call did not start the service: $(ct systemctl is-active voyandz.service || true)"
+        return 1
+    }
+    log "answered in $(since "$t0") s by a service now $(ct systemctl is-active voyandz.service || true) (MainPID $(prop voyandz.service MainPID))"
+    T=30 ct systemctl stop voyandz.service voyandz.socket || log "systemctl stop failed"
+    echo "$answer" | grep -q '"/org/voyandz/Voyandz1/feed/cam"' &&
+        [ -z "$(ctsh 'pgrep -a -x voyandz; pgrep -a -u voyandz' || true)" ]
+}
+
 check_watchdog() {
     local pid limit since_ts t0 after i
     pid=$(prop voyandz.service MainPID)
@@ -515,8 +555,10 @@ main() {
     run_check group-device check_group_device
     run_check journal check_journal
     run_check reload check_reload
+    run_check dbus check_dbus
     run_check watchdog check_watchdog
     run_check stop check_stop
+    run_check bus-activation check_bus_activation
     printf '\n%s' "$RESULTS" >&2
     log "total $(since "$t_all") s (before teardown)"
     if [ "$FAILED" -eq 0 ]; then log "all checks passed"; else log "SOME CHECKS FAILED"; fi
