@@ -196,7 +196,8 @@ impl FeedObject {
     proxy(default_service = "org.voyandz.Voyandz1", async_name = "FeedProxy")
 )]
 impl FeedObject {
-    /// Runs it now and keeps it running, even with no client, until Stop() or a reload.
+    /// Runs it now and keeps it running, even with no client, until Stop(), Restart() or a
+    /// reload that changes it.
     #[zbus(proxy(allow_interactive_auth))]
     async fn start(
         &self,
