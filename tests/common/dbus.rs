@@ -76,24 +76,21 @@ impl SystemBus {
             .replace("{socket}", &socket.display().to_string())
             .replace("{policies}", &policies.display().to_string());
         std::fs::write(&config, text).expect("write bus.conf");
-        let daemon = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .arg("--nofork")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn dbus-daemon");
+        let log = dir.path().join("dbus-daemon.log");
+        let daemon = spawn_daemon(
+            Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", config.display()))
+                .arg("--nofork"),
+            &log,
+        );
         let bus = SystemBus {
             daemon,
             address: format!("unix:path={}", socket.display()),
             dir,
         };
         let answers = || bus.busctl(&["--no-pager", "list"]).status.success();
-        assert!(
-            wait_until(answers, BUS_START_TIMEOUT),
-            "the private system bus does not answer"
-        );
+        let what = "the private system bus does not answer";
+        wait_started(answers, BUS_START_TIMEOUT, what, &log);
         bus
     }
 
@@ -172,6 +169,23 @@ impl Drop for SystemBus {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
     }
+}
+
+/// Spawns a daemon with no stdin or stdout, and its stderr in the new file `log`, which
+/// [`wait_started`] shows if the daemon does not start.
+fn spawn_daemon(command: &mut Command, log: &Path) -> Child {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("create a daemon's log"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"))
+}
+
+/// Waits until `started`; panics after `timeout` with `what` and the daemon's `log`.
+fn wait_started(started: impl FnMut() -> bool, timeout: Duration, what: &str, log: &Path) {
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    assert!(wait_until(started, timeout), "{what}: {}", log());
 }
 
 /// stdout of a run that must have succeeded.
