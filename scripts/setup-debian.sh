@@ -24,9 +24,14 @@ cd "$(dirname "$0")/.."
 # metrics` and scrape it with a `prometheus` server they start themselves on a temporary
 # config and port; chromium also drives the status-page tests (headless, JS on and off). The
 # package's own service is not wanted: see below.
+# The D-Bus tests (tests/dbus.rs, tests/polkit.rs) start a private system bus of their own
+# with dbus-daemon and call it with busctl (systemd) as other users through setpriv
+# (util-linux); the polkit tests start a real polkitd on it in a private mount namespace and
+# check the shipped action file with xmllint (libxml2-utils) against the DTD that polkitd
+# ships. The host's own bus and polkitd, if any, are neither used nor changed.
 PACKAGES="ffmpeg build-essential pkg-config procps systemd util-linux curl ca-certificates
 chromium mpv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus"
+gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus dbus-daemon polkitd libxml2-utils"
 
 . scripts/debian-packages.sh
 
@@ -44,7 +49,8 @@ if [ -n "$missing" ]; then
 elif ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the commands themselves (see README.md for Fedora).
     for cmd in ffmpeg ffprobe cc pkg-config curl mpv gst-launch-1.0 promtool prometheus \
-        journalctl unshare nsenter; do
+        journalctl unshare nsenter dbus-daemon busctl setpriv /usr/lib/polkit-1/polkitd \
+        xmllint; do
         if ! command -v "$cmd" >/dev/null 2>&1; then
             echo "setup: '$cmd' is missing; see README.md (Fedora notes) for what to install" >&2
             exit 1

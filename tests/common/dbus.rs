@@ -3,6 +3,8 @@
 //! shipped `dbus/org.voyandz.Voyandz1.conf`, listening on a socket in a temporary directory.
 //! Clients find it through `DBUS_SYSTEM_BUS_ADDRESS`, which the daemon (zbus), `busctl`,
 //! `voyandzctl` and polkitd all honour (SYSTEM-TESTS.md), so nothing on the host changes.
+//! [`Polkit`] adds a real polkitd with the shipped action and rule, and test users, in a
+//! private mount namespace.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -61,6 +63,12 @@ pub struct SystemBus {
 impl SystemBus {
     /// Starts a bus with the shipped policy and waits until it answers.
     pub fn start() -> SystemBus {
+        SystemBus::launch(Command::new("dbus-daemon"))
+    }
+
+    /// [`SystemBus::start`] with `daemon`: `dbus-daemon`, or a command that execs it in place
+    /// (so that the spawned child is the bus).
+    fn launch(mut daemon: Command) -> SystemBus {
         let dir = tempfile::tempdir().expect("a temporary directory");
         // Callers of other users (`setpriv`) must reach the socket.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -76,24 +84,22 @@ impl SystemBus {
             .replace("{socket}", &socket.display().to_string())
             .replace("{policies}", &policies.display().to_string());
         std::fs::write(&config, text).expect("write bus.conf");
-        let daemon = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .arg("--nofork")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn dbus-daemon");
+        // Its complaints, and those of a command that execs it (`unshare`).
+        let log = dir.path().join("dbus-daemon.log");
+        let daemon = spawn_daemon(
+            daemon
+                .arg(format!("--config-file={}", config.display()))
+                .arg("--nofork"),
+            &log,
+        );
         let bus = SystemBus {
             daemon,
             address: format!("unix:path={}", socket.display()),
             dir,
         };
         let answers = || bus.busctl(&["--no-pager", "list"]).status.success();
-        assert!(
-            wait_until(answers, BUS_START_TIMEOUT),
-            "the private system bus does not answer"
-        );
+        let what = "the private system bus does not answer";
+        wait_started(answers, BUS_START_TIMEOUT, what, &log);
         bus
     }
 
@@ -139,7 +145,17 @@ impl SystemBus {
 
     /// `busctl --system ARGS` on this bus, as user `uid` with no supplementary group.
     pub fn busctl_as(&self, uid: u32, args: &[&str]) -> Output {
-        self.run_as(Some((uid, &[])), "busctl", &[&["--system"], args].concat())
+        self.busctl_in_groups(uid, &[], args)
+    }
+
+    /// `busctl --system ARGS` on this bus, as user `uid` (its group: the same number) with
+    /// the supplementary `groups`.
+    pub fn busctl_in_groups(&self, uid: u32, groups: &[u32], args: &[&str]) -> Output {
+        self.run_as(
+            Some((uid, groups)),
+            "busctl",
+            &[&["--system"], args].concat(),
+        )
     }
 
     fn run_as(&self, user: Option<(u32, &[u32])>, program: &str, args: &[&str]) -> Output {
@@ -172,6 +188,154 @@ impl Drop for SystemBus {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
     }
+}
+
+/// Debian's polkitd (not on PATH).
+const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
+/// How long polkitd may take to own its name on the bus (0.13 s measured).
+const POLKIT_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// polkit's well-known name.
+const POLKIT_NAME: &str = "org.freedesktop.PolicyKit1";
+/// A test user in [`ADMIN_GROUP`] (only in the copied `/etc/passwd` of [`Polkit`]).
+pub const ALICE: u32 = 1501;
+/// A test user in no group of polkit's rules (only in the copied `/etc/passwd` of [`Polkit`]).
+pub const MALLORY: u32 = 1502;
+/// `voyandz-admin`, the group that `polkit/50-voyandz.rules` lets manage the server; its
+/// only member is [`ALICE`].
+pub const ADMIN_GROUP: u32 = 1601;
+
+/// Run as `sh -c SETUP sh DIR DAEMON...`: bind-mounts the copies in `DIR` over polkit's
+/// fixed dirs (the shipped action alone; the shipped rule alone; no vendor rules, so the
+/// host's admin rule does not count) and over the user database, then execs the bus.
+const POLKIT_NAMESPACE_SETUP: &str = r#"set -e
+dir=$1
+shift
+mount --bind "$dir/actions" /usr/share/polkit-1/actions
+mount --bind "$dir/rules.d" /etc/polkit-1/rules.d
+mount --bind "$dir/vendor-rules.d" /usr/share/polkit-1/rules.d
+mount --bind "$dir/passwd" /etc/passwd
+mount --bind "$dir/group" /etc/group
+exec "$@"
+"#;
+
+/// A real polkitd answering for the shipped action (`polkit/org.voyandz.Voyandz1.policy`)
+/// and rule (`polkit/50-voyandz.rules`) on a private system bus that knows the test users
+/// [`ALICE`] and [`MALLORY`]. Needs root (`unshare --mount`).
+///
+/// polkitd reads actions, rules and users only from fixed paths, so the bus is started in
+/// a private mount namespace where copies are bind-mounted over them, and polkitd joins it
+/// with `nsenter`. The bus must be in there too: dbus-daemon drops a connection whose uid
+/// it cannot find in the user database (it looks up the user's groups for its policy).
+/// Callers (`busctl_as`, `ctl_as`) and the daemon under test run on the host. Nothing on
+/// the host changes. Dropping this stops polkitd, then the bus, and the namespace ends
+/// with it.
+pub struct Polkit {
+    polkitd: Child,
+    bus: SystemBus,
+    /// The copies the namespace mounts, and polkitd's stderr.
+    files: tempfile::TempDir,
+}
+
+impl Polkit {
+    /// Starts the bus in its namespace, then polkitd, and waits until polkitd owns its name.
+    pub fn start() -> Polkit {
+        let files = tempfile::tempdir().expect("a temporary directory");
+        let dir = files.path();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (name, shipped) in [
+            ("actions", Some("org.voyandz.Voyandz1.policy")),
+            ("rules.d", Some("50-voyandz.rules")),
+            ("vendor-rules.d", None),
+        ] {
+            let copy = dir.join(name);
+            std::fs::create_dir(&copy).expect("mkdir in the temporary directory");
+            if let Some(file) = shipped {
+                std::fs::copy(repo.join("polkit").join(file), copy.join(file))
+                    .expect("copy a shipped polkit file");
+            }
+        }
+        // The test users, added to the host's (root, nobody, and `polkitd`, whom polkitd
+        // switches to when started as root). polkit's `isInGroup` looks groups up here, not
+        // in the caller's process.
+        extend(
+            dir,
+            "passwd",
+            &format!(
+                "alice:x:{ALICE}:{ALICE}::/nonexistent:/usr/sbin/nologin\n\
+                 mallory:x:{MALLORY}:{MALLORY}::/nonexistent:/usr/sbin/nologin\n"
+            ),
+        );
+        extend(
+            dir,
+            "group",
+            &format!(
+                "alice:x:{ALICE}:\nmallory:x:{MALLORY}:\nvoyandz-admin:x:{ADMIN_GROUP}:alice\n"
+            ),
+        );
+
+        let mut unshare = Command::new("unshare");
+        unshare
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .args([POLKIT_NAMESPACE_SETUP, "sh"])
+            .arg(dir)
+            .arg("dbus-daemon");
+        let bus = SystemBus::launch(unshare);
+        let log = dir.join("polkitd.log");
+        let polkitd = spawn_daemon(
+            Command::new("nsenter")
+                .args(["--target", &bus.daemon.id().to_string(), "--mount", "--"])
+                .args([POLKITD, "--no-debug"])
+                .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address()),
+            &log,
+        );
+        let polkit = Polkit {
+            polkitd,
+            bus,
+            files,
+        };
+        let on_bus = || {
+            let names = polkit.bus.busctl(&["--no-pager", "list"]);
+            String::from_utf8_lossy(&names.stdout).contains(POLKIT_NAME)
+        };
+        let what = "polkitd did not join the bus";
+        wait_started(on_bus, POLKIT_START_TIMEOUT, what, &log);
+        polkit
+    }
+
+    /// The bus polkitd serves.
+    pub fn bus(&self) -> &SystemBus {
+        &self.bus
+    }
+}
+
+impl Drop for Polkit {
+    fn drop(&mut self) {
+        let _ = self.polkitd.kill();
+        let _ = self.polkitd.wait();
+    }
+}
+
+/// Spawns a daemon with no stdin or stdout, and its stderr in the new file `log`, which
+/// [`wait_started`] shows if the daemon does not start.
+fn spawn_daemon(command: &mut Command, log: &Path) -> Child {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("create a daemon's log"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"))
+}
+
+/// Waits until `started`; panics after `timeout` with `what` and the daemon's `log`.
+fn wait_started(started: impl FnMut() -> bool, timeout: Duration, what: &str, log: &Path) {
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    assert!(wait_until(started, timeout), "{what}: {}", log());
+}
+
+/// Copies the host's `/etc/NAME` into `dir` with `lines` added.
+fn extend(dir: &Path, name: &str, lines: &str) {
+    let host = std::fs::read_to_string(Path::new("/etc").join(name)).expect("read the host's file");
+    std::fs::write(dir.join(name), host + lines).expect("write the copy");
 }
 
 /// stdout of a run that must have succeeded.
