@@ -13,6 +13,8 @@ use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
 
 /// The polkit action of every changing method (see `polkit/org.voyandz.Voyandz1.policy`).
 pub const ACTION: &str = "org.voyandz.Voyandz1.manage";
+/// The file that declares [`ACTION`], as the package installs it.
+const ACTION_FILE: &str = "org.voyandz.Voyandz1.policy";
 
 /// How callers are authorised: by polkit on the system bus, by their uid on a session bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +82,22 @@ async fn ask_polkit(connection: &Connection, header: &Header<'_>) -> Result<(), 
     let result = authority
         .check_authorization(&subject, ACTION, &HashMap::new(), flags, "")
         .await
-        .map_err(unreachable)?;
+        .map_err(|error| match error {
+            // polkit answered, with an error of its own: most often the action file is not
+            // installed, which the admin must be pointed at rather than at polkitd.
+            zbus::Error::MethodError(name, detail, _)
+                if name
+                    .as_str()
+                    .starts_with("org.freedesktop.PolicyKit1.Error") =>
+            {
+                let detail = detail.unwrap_or_default();
+                format!(
+                    "polkit refused the check ({name}: {detail}); is \
+                     /usr/share/polkit-1/actions/{ACTION_FILE} installed?"
+                )
+            }
+            other => unreachable(other),
+        })?;
     match (result.is_authorized, result.is_challenge) {
         (true, _) => Ok(()),
         (false, true) => Err(format!(
