@@ -9,7 +9,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, ChildStdout, Command};
 
 use super::{
-    Clients, Ctx, FeedLooks, Window, fill, floor_ratio, lossless, measure, server_error, stream_req,
+    Clients, Ctx, FeedLooks, Window, fill, floor_ratio, lossless, measure, server_error,
+    stream_req, warm_clients,
 };
 use crate::client::{Pace, Request, Tracker};
 use crate::report::Row;
@@ -244,26 +245,12 @@ async fn through_server(ctx: &mut Ctx, rate: u64, label: &str, via: &Via) {
         Ok(s) => s,
         Err(e) => return ctx.push(server_error("latency", &name, TARGET, &e)),
     };
-    let mut clients = Clients::new();
-    clients.spawn(
-        &stream_req(&server, stream, ctx.opts.http10),
-        Pace::Fast,
-        CLIENTS,
-    );
-    clients.wait_started(Duration::from_secs(10)).await;
+    let req = stream_req(&server, stream, ctx.opts.http10);
+    let (clients, _) = match warm_clients(&req, CLIENTS, Duration::from_secs(10)).await {
+        Ok(warm) => warm,
+        Err(why) => return ctx.give_up(server, Row::error("latency", name, TARGET, why)),
+    };
     let failed = clients.board.failed.get();
-    if clients.board.connected.get() == 0 {
-        let why = clients.first_fail_reason();
-        ctx.push(Row::error(
-            "latency",
-            name,
-            TARGET,
-            format!("no client got a stream: {why}"),
-        ));
-        drop(clients);
-        return ctx.stop_server(server);
-    }
-    tokio::time::sleep(super::WARMUP + Duration::from_millis(200)).await;
     let w = measure(&[&clients.board], Some(server.pid), window(ctx, rate)).await;
     let mut row = Row::new("latency", name);
     row.clients = CLIENTS.to_string();

@@ -182,6 +182,12 @@ impl Ctx {
         }
     }
 
+    /// Records a row that could not be measured on `server` (an ERROR) and stops it.
+    pub fn give_up(&mut self, server: Server, row: Row) {
+        self.push(row);
+        self.stop_server(server);
+    }
+
     /// The config with feed `f` (stamp at `rate_bps`), a direct-relay stream `direct` and a
     /// `cat` stream on it (both `video/mp2t`: the server frames them as MPEG-TS), and
     /// `opaque`, a direct relay of its own feed `g`, the same stamp with `--opaque` (bytes
@@ -202,6 +208,26 @@ impl Ctx {
             "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {ts}\n  g:\n    command: {opaque}\n{feeds}streams:\n  direct:\n    feed: f\n    mimetype: video/mp2t\n  cat:\n    command: cat\n    feed: f\n    mimetype: video/mp2t\n  opaque:\n    feed: g\n    mimetype: text/plain\n{streams}",
         )
     }
+}
+
+/// Spawns `n` clients of `req`, waits until each has its stream or has failed (`connect` at
+/// the most), then lets them through their warm-up: what every row of a few steady clients
+/// does before its window. Why nothing can be measured when no client got its stream; else
+/// the clients, and whether every one of them started within `connect`.
+pub async fn warm_clients(
+    req: &Request,
+    n: usize,
+    connect: Duration,
+) -> Result<(Clients, bool), String> {
+    let mut clients = Clients::new();
+    clients.spawn(req, Pace::Fast, n);
+    let all_started = clients.wait_started(connect).await;
+    if clients.board.connected.get() == 0 {
+        let why = clients.first_fail_reason();
+        return Err(format!("no client got a stream: {why}"));
+    }
+    tokio::time::sleep(WARMUP + Duration::from_millis(200)).await;
+    Ok((clients, all_started))
 }
 
 /// A group of clients sharing one board; aborted when dropped.
