@@ -15,7 +15,8 @@ use super::{
 use crate::client::{Pace, Request, Tracker};
 use crate::report::Row;
 
-const CLIENTS: usize = 10;
+/// Clients of every row (the `dbus` row measures the same).
+pub const CLIENTS: usize = 10;
 /// Pipes in the floor row: one at high rates (ten feeds at 4 Mbit/s would load the cores with
 /// 26,600 wake-ups a second, more than the server rows' single feed); ten at low rates, where
 /// ten feeds cost nothing and one would give too few samples for a p99 (21 packets a second).
@@ -23,8 +24,8 @@ fn floor_pipes(rate: u64) -> usize {
     if rate < 1_000_000 { CLIENTS } else { 1 }
 }
 const RATES: [(u64, &str); 2] = [(4_000_000, "4 Mbit/s"), (32_000, "32 kbit/s")];
-/// The target for both server paths.
-const P99_TARGET_NS: u64 = 1_000_000;
+/// The target for both server paths (and the `dbus` row's, which must keep it).
+pub const P99_TARGET_NS: u64 = 1_000_000;
 const TARGET: &str = "p99 ≤ 1 ms, no loss";
 
 /// A row through the server: 10 clients of one stream of the relay config.

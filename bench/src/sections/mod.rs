@@ -5,6 +5,7 @@
 //! here (start a server, spawn clients, measure a window) are what every section shares.
 
 pub mod crash;
+pub mod dbus;
 pub mod fanout;
 pub mod framing;
 pub mod latency;
@@ -112,6 +113,7 @@ pub const SECTIONS: &[(&str, SectionFn)] = &[
     ("framing", |c| Box::pin(framing::run(c))),
     ("status", |c| Box::pin(status::run(c))),
     ("reload", |c| Box::pin(reload::run(c))),
+    ("dbus", |c| Box::pin(dbus::run(c))),
 ];
 
 impl Ctx {
@@ -154,9 +156,20 @@ impl Ctx {
 
     /// Starts a server on `yaml`; on failure returns the reason.
     pub fn start_server(&mut self, name: &str, yaml: &str) -> Result<Server, String> {
+        self.start_server_with(name, yaml, &[], &[])
+    }
+
+    /// [`Ctx::start_server`] with more arguments after `-f CONFIG` and more environment.
+    pub fn start_server_with(
+        &mut self,
+        name: &str,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let bin = self.server_bin.clone()?;
         eprintln!("bench: starting server {name}");
-        Server::start(&bin, &self.dir, name, yaml)
+        Server::start(&bin, &self.dir, name, yaml, args, env)
     }
 
     /// Starts Icecast for a stream of `rate_bps`, fed by the stamping feed; on failure
