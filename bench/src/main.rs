@@ -7,6 +7,7 @@
 //! and its scheduling lag are measured and printed beside the server's, since on this 2-core
 //! machine they share the cores. See doc/BENCHMARK.md.
 
+mod bus;
 mod child;
 mod client;
 mod icecast;
@@ -36,7 +37,7 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Sections to run, comma-separated: latency, fanout, slow, ttfb, crash, pictures,
-    /// framing, status, reload (default: all).
+    /// framing, status, reload, dbus (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Sections to leave out, comma-separated.

@@ -66,8 +66,16 @@ fn listen_socket() -> std::io::Result<(OwnedFd, SocketAddr)> {
 }
 
 impl Server {
-    /// Writes `yaml` to `dir/NAME.yaml`, starts `bin -f` on it and waits until it answers HTTP.
-    pub fn start(bin: &Path, dir: &Path, name: &str, yaml: &str) -> Result<Server, String> {
+    /// Writes `yaml` to `dir/NAME.yaml`, starts `bin -f` on it (then `args`, with `env` added
+    /// to the bench's environment) and waits until it answers HTTP.
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let cfg = dir.join(format!("{name}.yaml"));
         std::fs::write(&cfg, yaml).map_err(|e| format!("write {}: {e}", cfg.display()))?;
         let log = dir.join(format!("{name}.log"));
@@ -78,6 +86,8 @@ impl Server {
         let mut cmd = Command::new(bin);
         cmd.arg("-f")
             .arg(&cfg)
+            .args(args)
+            .envs(env.iter().copied())
             .env("LISTEN_FDS", "1")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES")

@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use super::{Clients, Ctx, FeedLooks, Window, fill, lossless, measure, server_error, stream_req};
-use crate::client::Pace;
+use super::{
+    Ctx, FeedLooks, Window, fill, lossless, measure, server_error, stream_req, warm_clients,
+};
 use crate::report::{Row, Verdict};
 use crate::server::yaml_str;
 
@@ -164,23 +165,15 @@ async fn twin(
             return None;
         }
     };
-    let mut clients = Clients::new();
-    clients.spawn(&stream_req(&server, "s", ctx.opts.http10), Pace::Fast, n);
-    let all_started = clients.wait_started(Duration::from_secs(30)).await;
+    let req = stream_req(&server, "s", ctx.opts.http10);
+    let (clients, all_started) = match warm_clients(&req, n, Duration::from_secs(30)).await {
+        Ok(warm) => warm,
+        Err(why) => {
+            ctx.give_up(server, Row::error("framing", name, target, why));
+            return None;
+        }
+    };
     let connected = clients.board.connected.get();
-    if connected == 0 {
-        let why = clients.first_fail_reason();
-        ctx.push(Row::error(
-            "framing",
-            name,
-            target,
-            format!("no client got a stream: {why}"),
-        ));
-        drop(clients);
-        ctx.stop_server(server);
-        return None;
-    }
-    tokio::time::sleep(super::WARMUP + Duration::from_millis(200)).await;
     let w = measure(&[&clients.board], Some(server.pid), window).await;
     let mut row = Row::new("framing", name);
     let failed = clients.board.failed.get() + (!all_started) as u64;

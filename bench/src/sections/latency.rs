@@ -9,12 +9,14 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, ChildStdout, Command};
 
 use super::{
-    Clients, Ctx, FeedLooks, Window, fill, floor_ratio, lossless, measure, server_error, stream_req,
+    Clients, Ctx, FeedLooks, Window, fill, floor_ratio, lossless, measure, server_error,
+    stream_req, warm_clients,
 };
 use crate::client::{Pace, Request, Tracker};
 use crate::report::Row;
 
-const CLIENTS: usize = 10;
+/// Clients of every row (the `dbus` row measures the same).
+pub const CLIENTS: usize = 10;
 /// Pipes in the floor row: one at high rates (ten feeds at 4 Mbit/s would load the cores with
 /// 26,600 wake-ups a second, more than the server rows' single feed); ten at low rates, where
 /// ten feeds cost nothing and one would give too few samples for a p99 (21 packets a second).
@@ -22,8 +24,8 @@ fn floor_pipes(rate: u64) -> usize {
     if rate < 1_000_000 { CLIENTS } else { 1 }
 }
 const RATES: [(u64, &str); 2] = [(4_000_000, "4 Mbit/s"), (32_000, "32 kbit/s")];
-/// The target for both server paths.
-const P99_TARGET_NS: u64 = 1_000_000;
+/// The target for both server paths (and the `dbus` row's, which must keep it).
+pub const P99_TARGET_NS: u64 = 1_000_000;
 const TARGET: &str = "p99 ≤ 1 ms, no loss";
 
 /// A row through the server: 10 clients of one stream of the relay config.
@@ -244,26 +246,12 @@ async fn through_server(ctx: &mut Ctx, rate: u64, label: &str, via: &Via) {
         Ok(s) => s,
         Err(e) => return ctx.push(server_error("latency", &name, TARGET, &e)),
     };
-    let mut clients = Clients::new();
-    clients.spawn(
-        &stream_req(&server, stream, ctx.opts.http10),
-        Pace::Fast,
-        CLIENTS,
-    );
-    clients.wait_started(Duration::from_secs(10)).await;
+    let req = stream_req(&server, stream, ctx.opts.http10);
+    let (clients, _) = match warm_clients(&req, CLIENTS, Duration::from_secs(10)).await {
+        Ok(warm) => warm,
+        Err(why) => return ctx.give_up(server, Row::error("latency", name, TARGET, why)),
+    };
     let failed = clients.board.failed.get();
-    if clients.board.connected.get() == 0 {
-        let why = clients.first_fail_reason();
-        ctx.push(Row::error(
-            "latency",
-            name,
-            TARGET,
-            format!("no client got a stream: {why}"),
-        ));
-        drop(clients);
-        return ctx.stop_server(server);
-    }
-    tokio::time::sleep(super::WARMUP + Duration::from_millis(200)).await;
     let w = measure(&[&clients.board], Some(server.pid), window(ctx, rate)).await;
     let mut row = Row::new("latency", name);
     row.clients = CLIENTS.to_string();

@@ -5,6 +5,7 @@
 //! here (start a server, spawn clients, measure a window) are what every section shares.
 
 pub mod crash;
+pub mod dbus;
 pub mod fanout;
 pub mod framing;
 pub mod latency;
@@ -112,6 +113,7 @@ pub const SECTIONS: &[(&str, SectionFn)] = &[
     ("framing", |c| Box::pin(framing::run(c))),
     ("status", |c| Box::pin(status::run(c))),
     ("reload", |c| Box::pin(reload::run(c))),
+    ("dbus", |c| Box::pin(dbus::run(c))),
 ];
 
 impl Ctx {
@@ -154,9 +156,20 @@ impl Ctx {
 
     /// Starts a server on `yaml`; on failure returns the reason.
     pub fn start_server(&mut self, name: &str, yaml: &str) -> Result<Server, String> {
+        self.start_server_with(name, yaml, &[], &[])
+    }
+
+    /// [`Ctx::start_server`] with more arguments after `-f CONFIG` and more environment.
+    pub fn start_server_with(
+        &mut self,
+        name: &str,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let bin = self.server_bin.clone()?;
         eprintln!("bench: starting server {name}");
-        Server::start(&bin, &self.dir, name, yaml)
+        Server::start(&bin, &self.dir, name, yaml, args, env)
     }
 
     /// Starts Icecast for a stream of `rate_bps`, fed by the stamping feed; on failure
@@ -182,6 +195,12 @@ impl Ctx {
         }
     }
 
+    /// Records a row that could not be measured on `server` (an ERROR) and stops it.
+    pub fn give_up(&mut self, server: Server, row: Row) {
+        self.push(row);
+        self.stop_server(server);
+    }
+
     /// The config with feed `f` (stamp at `rate_bps`), a direct-relay stream `direct` and a
     /// `cat` stream on it (both `video/mp2t`: the server frames them as MPEG-TS), and
     /// `opaque`, a direct relay of its own feed `g`, the same stamp with `--opaque` (bytes
@@ -202,6 +221,26 @@ impl Ctx {
             "listenaddr: 127.0.0.1\nfeeds:\n  f:\n    command: {ts}\n  g:\n    command: {opaque}\n{feeds}streams:\n  direct:\n    feed: f\n    mimetype: video/mp2t\n  cat:\n    command: cat\n    feed: f\n    mimetype: video/mp2t\n  opaque:\n    feed: g\n    mimetype: text/plain\n{streams}",
         )
     }
+}
+
+/// Spawns `n` clients of `req`, waits until each has its stream or has failed (`connect` at
+/// the most), then lets them through their warm-up: what every row of a few steady clients
+/// does before its window. Why nothing can be measured when no client got its stream; else
+/// the clients, and whether every one of them started within `connect`.
+pub async fn warm_clients(
+    req: &Request,
+    n: usize,
+    connect: Duration,
+) -> Result<(Clients, bool), String> {
+    let mut clients = Clients::new();
+    clients.spawn(req, Pace::Fast, n);
+    let all_started = clients.wait_started(connect).await;
+    if clients.board.connected.get() == 0 {
+        let why = clients.first_fail_reason();
+        return Err(format!("no client got a stream: {why}"));
+    }
+    tokio::time::sleep(WARMUP + Duration::from_millis(200)).await;
+    Ok((clients, all_started))
 }
 
 /// A group of clients sharing one board; aborted when dropped.

@@ -24,8 +24,8 @@
 
 use std::time::Duration;
 
-use super::{Clients, Ctx, Window, fill, lossless, measure, measure_during, server_error};
-use crate::client::{Pace, Pause, Stats};
+use super::{Ctx, Window, fill, lossless, measure, measure_during, server_error, warm_clients};
+use crate::client::{Pause, Stats};
 use crate::report::{Row, Verdict, ms};
 use crate::server::Server;
 use voyandz_bench::clock::now_ns;
@@ -263,25 +263,11 @@ pub async fn run(ctx: &mut Ctx) {
         Ok(s) => s,
         Err(e) => return ctx.push(server_error("reload", &name, &target, &e)),
     };
-    let mut clients = Clients::new();
-    clients.spawn(
-        &super::stream_req(&server, STREAM, ctx.opts.http10),
-        Pace::Fast,
-        CLIENTS,
-    );
-    let all_started = clients.wait_started(Duration::from_secs(10)).await;
-    if clients.board.connected.get() == 0 {
-        let why = clients.first_fail_reason();
-        ctx.push(Row::error(
-            "reload",
-            name,
-            &target,
-            format!("no client got a stream: {why}"),
-        ));
-        drop(clients);
-        return ctx.stop_server(server);
-    }
-    tokio::time::sleep(super::WARMUP + Duration::from_millis(200)).await;
+    let req = super::stream_req(&server, STREAM, ctx.opts.http10);
+    let (clients, all_started) = match warm_clients(&req, CLIENTS, Duration::from_secs(10)).await {
+        Ok(warm) => warm,
+        Err(why) => return ctx.give_up(server, Row::error("reload", name, &target, why)),
+    };
     clients.board.pause_limit_ns.set(limit);
     let (w, reloads) = measure_during(
         &[&clients.board],
