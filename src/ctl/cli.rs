@@ -10,9 +10,10 @@ use super::exit;
 use crate::bus::Bus;
 use crate::lifecycle::Kind;
 
-/// Controls a running voyandz over D-Bus (org.voyandz.Voyandz1).
+/// Controls a running voyandz over D-Bus.
 ///
-/// Reading (status, feeds, streams, watch, screenshot) is open to everyone; changing
+/// It talks to org.voyandz.Voyandz1 on the system bus, or on the user's session bus with
+/// --bus session. Reading (status, feeds, streams, watch, screenshot) is open to everyone; changing
 /// anything (start, stop, restart, disconnect, reload) is allowed to root and to whom polkit
 /// allows org.voyandz.Voyandz1.manage.
 #[derive(Debug, Parser)]
