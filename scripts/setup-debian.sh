@@ -24,9 +24,11 @@ cd "$(dirname "$0")/.."
 # metrics` and scrape it with a `prometheus` server they start themselves on a temporary
 # config and port; chromium also drives the status-page tests (headless, JS on and off). The
 # package's own service is not wanted: see below.
+# man-db: `make docs-check` renders every generated man page (doc/man) with its `man -l` and
+# fails on a troff warning.
 PACKAGES="ffmpeg build-essential pkg-config procps systemd util-linux curl ca-certificates
 chromium mpv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus"
+gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus man-db"
 
 . scripts/debian-packages.sh
 
@@ -44,7 +46,7 @@ if [ -n "$missing" ]; then
 elif ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the commands themselves (see README.md for Fedora).
     for cmd in ffmpeg ffprobe cc pkg-config curl mpv gst-launch-1.0 promtool prometheus \
-        journalctl unshare nsenter; do
+        journalctl unshare nsenter man; do
         if ! command -v "$cmd" >/dev/null 2>&1; then
             echo "setup: '$cmd' is missing; see README.md (Fedora notes) for what to install" >&2
             exit 1
