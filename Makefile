@@ -1,8 +1,10 @@
 # Convenient aliases for voyandz's "arcane" commands (SPEC.txt, Repository Structure).
 #
 #   make demo           install what is missing, build, run config/demo.yaml
-#   make test           every check CI runs: fmt, clippy, the whole test suite,
-#                       `voyandz --check` of every shipped config, and `make e2e`
+#   make test           every check CI runs: fmt, clippy, `make docs-check`, the whole test
+#                       suite, `voyandz --check` of every shipped config, and `make e2e`
+#   make docs           write the man pages (doc/man) and shell completions (doc/completions)
+#                       from the clap definitions of voyandz and voyandzctl
 #   make bench          install what is missing (setup, setup-bench), then the latency /
 #                       fan-out benchmark with Icecast as its peer (prints a table)
 #   make check-configs  `voyandz --check` of config/*.yaml and tests/data/upstream/*
@@ -21,7 +23,7 @@ E2E_BINARY ?= target/release/voyandz
 DEMO_CONFIG := config/demo.yaml
 DEMO_BASE := http://127.0.0.1:8090
 
-.PHONY: all setup setup-bench build demo test fmt-check clippy unit-and-integration check-configs e2e bench clean
+.PHONY: all setup setup-bench build demo test fmt-check clippy docs docs-check unit-and-integration check-configs e2e bench clean
 
 all: build
 
@@ -47,15 +49,36 @@ demo: setup build
 	@echo
 	exec target/release/voyandz -f $(DEMO_CONFIG)
 
-test: setup fmt-check clippy unit-and-integration check-configs
+test: setup fmt-check clippy docs-check unit-and-integration check-configs
 	@$(MAKE) --no-print-directory e2e E2E_BINARY=target/debug/voyandz
-	@echo "make test: ok (fmt, clippy, test suite, --check of every shipped config, systemd e2e)"
+	@echo "make test: ok (fmt, clippy, docs, test suite, --check of every shipped config, systemd e2e)"
 
 fmt-check:
 	$(CARGO) fmt --all --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Man pages and completions come from the programs' clap definitions (tools/docgen), so they
+# are regenerated whole: a page of a command that is gone goes with it.
+docs:
+	rm -rf doc/man doc/completions
+	$(CARGO) run --quiet -p voyandz-docgen -- doc
+
+# What is committed under doc/man and doc/completions must be what `make docs` writes now,
+# and every page must render without a troff warning (man-db's man).
+docs-check:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(CARGO) run --quiet -p voyandz-docgen -- "$$tmp" && \
+	if ! diff -r doc/man "$$tmp/man" || ! diff -r doc/completions "$$tmp/completions"; then \
+		echo "docs-check: doc/man or doc/completions is out of date: run 'make docs' and commit them" >&2; \
+		exit 1; \
+	fi; \
+	for page in doc/man/*; do \
+		warnings=$$(man --warnings -l "$$page" 2>&1 >/dev/null); \
+		if [ -n "$$warnings" ]; then echo "docs-check: $$page: $$warnings" >&2; exit 1; fi; \
+	done; \
+	echo "docs-check: doc/man and doc/completions are current"
 
 # cargo-nextest (when installed) runs every test binary in parallel with per-test
 # reports; it does not run doctests, so those run through cargo test afterwards.

@@ -29,9 +29,11 @@ cd "$(dirname "$0")/.."
 # (util-linux); the polkit tests start a real polkitd on it in a private mount namespace and
 # check the shipped action file with xmllint (libxml2-utils) against the DTD that polkitd
 # ships. The host's own bus and polkitd, if any, are neither used nor changed.
+# man-db: `make docs-check` renders every generated man page (doc/man) with its `man -l` and
+# fails on a troff warning.
 PACKAGES="ffmpeg build-essential pkg-config procps systemd util-linux curl ca-certificates
 chromium mpv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus dbus-daemon polkitd libxml2-utils"
+gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus dbus-daemon polkitd libxml2-utils man-db"
 
 . scripts/debian-packages.sh
 
@@ -50,7 +52,7 @@ elif ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the commands themselves (see README.md for Fedora).
     for cmd in ffmpeg ffprobe cc pkg-config curl mpv gst-launch-1.0 promtool prometheus \
         journalctl unshare nsenter dbus-daemon busctl setpriv /usr/lib/polkit-1/polkitd \
-        xmllint; do
+        xmllint man; do
         if ! command -v "$cmd" >/dev/null 2>&1; then
             echo "setup: '$cmd' is missing; see README.md (Fedora notes) for what to install" >&2
             exit 1

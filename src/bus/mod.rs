@@ -44,8 +44,8 @@ pub enum BusChoice {
     None,
 }
 
-/// A bus to serve on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A bus to serve on (or, for `voyandzctl --bus`, to find the server on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Bus {
     /// The system bus: changes are authorised by polkit.
     System,
