@@ -23,8 +23,9 @@ pub struct Property {
     pub name: &'static str,
     /// Its value.
     pub value: OwnedVariant,
-    /// A byte counter: announced at most once a second.
-    pub counter: bool,
+    /// It changes all the time (a byte counter, a keyframe measure): announced at most once
+    /// a second.
+    pub restless: bool,
 }
 
 fn property(name: &'static str, value: impl Into<Variant<'static>>) -> Property {
@@ -32,13 +33,13 @@ fn property(name: &'static str, value: impl Into<Variant<'static>>) -> Property 
     Property {
         name,
         value,
-        counter: false,
+        restless: false,
     }
 }
 
-fn counter(name: &'static str, value: u64) -> Property {
+fn restless(name: &'static str, value: u64) -> Property {
     Property {
-        counter: true,
+        restless: true,
         ..property(name, value)
     }
 }
@@ -88,7 +89,7 @@ impl FeedProperties {
             property("Pid", self.pid),
             property("Restarts", self.restarts),
             property("LastExit", self.last_exit.clone()),
-            counter("BytesIn", self.bytes_in),
+            restless("BytesIn", self.bytes_in),
             property("Subscribers", self.subscribers),
         ]
     }
@@ -136,10 +137,10 @@ impl StreamProperties {
             property("Urls", self.urls.clone()),
             property("State", self.state.clone()),
             property("Clients", self.clients),
-            counter("BytesOut", self.bytes_out),
+            restless("BytesOut", self.bytes_out),
             property("Container", self.container.clone()),
             property("AudioOnly", self.audio_only),
-            property("KeyframeInterval", self.keyframe_interval_ms),
+            restless("KeyframeInterval", self.keyframe_interval_ms),
         ]
     }
 }

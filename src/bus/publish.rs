@@ -2,7 +2,8 @@
 //! snapshot (added and removed with reloads, which the ObjectManager announces as
 //! InterfacesAdded/Removed), and PropertiesChanged for every property that changed since it
 //! was last announced. States are looked at often enough that a watcher sees a change at
-//! once to the eye; byte counters, which change all the time, at most once a second.
+//! once to the eye; what changes all the time (byte counters, the keyframe interval) at most
+//! once a second.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -22,8 +23,9 @@ use super::{ROOT, Service, path};
 /// How often states are compared with what was announced: a tenth of what a person notices
 /// as a delay, at the cost of one snapshot read per object.
 const LOOK_INTERVAL: Duration = Duration::from_millis(100);
-/// Byte counters are announced at most this often (each change would be a signal per chunk).
-const COUNTERS_INTERVAL: Duration = Duration::from_secs(1);
+/// Restless properties are announced at most this often (a byte counter would otherwise be a
+/// signal per look).
+const RESTLESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the bus has been told: the objects exported, and their last announced properties.
 #[derive(Default)]
@@ -31,7 +33,7 @@ pub struct Announced {
     feeds: BTreeMap<String, Vec<Property>>,
     streams: BTreeMap<String, Vec<Property>>,
     last_reload: (String, String, String),
-    counters_at: Option<Instant>,
+    restless_at: Option<Instant>,
 }
 
 /// Announces changes until `cancel` fires.
@@ -118,10 +120,10 @@ async fn announce(connection: &Connection, service: &Service) -> zbus::Result<()
     let mut announced = service.announced.lock().await;
     let snapshot = service.routes.registry.load();
     let now = Instant::now();
-    let counters_due =
-        (announced.counters_at).is_none_or(|at| now.duration_since(at) >= COUNTERS_INTERVAL);
-    if counters_due {
-        announced.counters_at = Some(now);
+    let restless_due =
+        (announced.restless_at).is_none_or(|at| now.duration_since(at) >= RESTLESS_INTERVAL);
+    if restless_due {
+        announced.restless_at = Some(now);
     }
     let Announced {
         feeds,
@@ -131,13 +133,13 @@ async fn announce(connection: &Connection, service: &Service) -> zbus::Result<()
     } = &mut *announced;
     for (name, before) in feeds.iter_mut() {
         if let Some(properties) = FeedProperties::read(&snapshot, name) {
-            let changed = changes(before, properties.announced(), counters_due);
+            let changed = changes(before, properties.announced(), restless_due);
             emit::<FeedObject>(connection, path::feed(name), changed).await?;
         }
     }
     for (name, before) in streams.iter_mut() {
         if let Some(properties) = StreamProperties::read(&snapshot, name) {
-            let changed = changes(before, properties.announced(), counters_due);
+            let changed = changes(before, properties.announced(), restless_due);
             emit::<StreamObject>(connection, path::stream(name), changed).await?;
         }
     }
@@ -173,12 +175,12 @@ async fn emit<I: Interface>(
     fdo::Properties::properties_changed(&emitter, I::name(), changed, Cow::Borrowed(&[])).await
 }
 
-/// The properties of `now` that differ from `before` (counters only when `counters_due`),
+/// The properties of `now` that differ from `before` (restless ones only when `restless_due`),
 /// which then records them as announced.
 fn changes(
     before: &mut Vec<Property>,
     now: Vec<Property>,
-    counters_due: bool,
+    restless_due: bool,
 ) -> HashMap<&'static str, OwnedVariant> {
     let mut changed = HashMap::new();
     if before.len() != now.len() {
@@ -187,7 +189,7 @@ fn changes(
         return changed;
     }
     for (old, new) in before.iter_mut().zip(now) {
-        if old.value != new.value && (counters_due || !new.counter) {
+        if old.value != new.value && (restless_due || !new.restless) {
             let value = new
                 .value
                 .try_clone()
@@ -210,18 +212,18 @@ mod tests {
             Property {
                 name: "State",
                 value: value(state.to_owned().into()),
-                counter: false,
+                restless: false,
             },
             Property {
                 name: "BytesIn",
                 value: value(bytes.into()),
-                counter: true,
+                restless: true,
             },
         ]
     }
 
     #[test]
-    fn a_state_change_is_announced_at_once_and_counters_only_when_due() {
+    fn a_state_change_is_announced_at_once_and_restless_ones_only_when_due() {
         let mut before = announced("idle", 0);
         let changed = changes(&mut before, announced("running", 10), false);
         assert_eq!(changed.keys().collect::<Vec<_>>(), [&"State"]);
