@@ -23,7 +23,8 @@
 #   journal         every line the service logged starts with `YYYY-mm-dd hh:mm:ss.sss `
 #   reload          `systemctl reload` applies an added stream, same MainPID (SIGHUP reload)
 #   dbus            the service owns org.voyandz.Voyandz1 on the system bus under the shipped
-#                   policy; busctl lists its streams and stops and starts a feed
+#                   policy; busctl lists its streams and stops and starts a feed; voyandzctl
+#                   shows its status and stops a stream
 #   watchdog        a SIGSTOPped daemon is killed by the watchdog and started again
 #   stop            stopping service and socket leaves no voyandz, sh or ffmpeg process
 #   bus-activation  a D-Bus call to the stopped service starts it (SystemdService=), and
@@ -289,11 +290,13 @@ install_voyandz() {
     local t0
     t0=$(now)
     cp "$BINARY" "$WORK/stage/voyandz"
+    # voyandzctl is built beside the daemon.
+    cp "$(dirname "$BINARY")/voyandzctl" "$WORK/stage/voyandzctl" || die "no voyandzctl beside $BINARY"
     cp systemd/voyandz.socket systemd/voyandz.service systemd/voyandz.sysusers "$WORK/stage/"
     cp dbus/org.voyandz.Voyandz1.conf dbus/org.voyandz.Voyandz1.service "$WORK/stage/"
     write_config
     ctsh "set -e
-        install -m 0755 $GUEST_STAGE/voyandz /usr/bin/voyandz
+        install -m 0755 $GUEST_STAGE/voyandz $GUEST_STAGE/voyandzctl /usr/bin/
         install -m 0644 $GUEST_STAGE/voyandz.socket $GUEST_STAGE/voyandz.service /etc/systemd/system/
         install -D -m 0644 $GUEST_STAGE/voyandz.sysusers /etc/sysusers.d/voyandz.conf
         systemd-sysusers
@@ -463,8 +466,16 @@ check_dbus() {
     ct $BUSCTL_VOYANDZ /org/voyandz/Voyandz1/feed/piped org.voyandz.Voyandz1.Feed Start || return 1
     # Start() keeps it running with no client; Restart() puts it back in its on-demand mode.
     ct $BUSCTL_VOYANDZ /org/voyandz/Voyandz1/feed/piped org.voyandz.Voyandz1.Feed Restart || return 1
+    local status code
+    status=$(ct voyandzctl status) || return 1
+    printf '%s\n' "$status" | indent
+    ct voyandzctl stop stream small || return 1
+    code=$(ctsh 'curl -s -o /dev/null --max-time 2 -w "%{http_code}" http://127.0.0.1:8090/stream/small' || true)
+    ct voyandzctl start stream small || return 1
+    log "/stream/small while stopped by voyandzctl: $code"
     [ "$owner" = "$(prop voyandz.service MainPID)" ] && [ "$state" = 's "stopped"' ] &&
-        echo "$streams" | grep -q '"/org/voyandz/Voyandz1/stream/ts"'
+        echo "$streams" | grep -q '"/org/voyandz/Voyandz1/stream/ts"' &&
+        echo "$status" | grep -q '^voyandz ' && [ "$code" = 503 ]
 }
 
 check_bus_activation() {
