@@ -19,6 +19,7 @@ use zbus::{OwnedObjectPath, OwnedVariant};
 use super::manager::{self, Manager};
 use super::objects::{FeedObject, FeedProperties, Property, StreamObject, StreamProperties};
 use super::{ROOT, Service, path};
+use crate::registry::Snapshot;
 
 /// How often states are compared with what was announced: a tenth of what a person notices
 /// as a delay, at the cost of one snapshot read per object.
@@ -60,51 +61,81 @@ pub async fn objects(connection: &Connection, service: &Arc<Service>) {
     let server = connection.object_server();
     let feeds: Vec<&str> = snapshot.feed_names().collect();
     let streams: Vec<&str> = snapshot.stream_names().collect();
-    let result: zbus::Result<()> = async {
-        for gone in stale(&announced.feeds, &feeds) {
-            server.remove::<FeedObject, _>(path::feed(&gone)).await?;
-            announced.feeds.remove(&gone);
-        }
-        for gone in stale(&announced.streams, &streams) {
-            server
-                .remove::<StreamObject, _>(path::stream(&gone))
-                .await?;
-            announced.streams.remove(&gone);
-        }
-        let added: Vec<&str> = (feeds.iter().copied())
-            .filter(|name| !announced.feeds.contains_key(*name))
-            .collect();
-        for name in added {
-            let properties = FeedProperties::read(&snapshot, name).map(|p| p.announced());
-            let object = FeedObject {
-                name: name.to_owned(),
-                service: Arc::clone(service),
-            };
-            server.at(path::feed(name), object).await?;
-            announced
-                .feeds
-                .insert(name.to_owned(), properties.unwrap_or_default());
-        }
-        let added: Vec<&str> = (streams.iter().copied())
-            .filter(|name| !announced.streams.contains_key(*name))
-            .collect();
-        for name in added {
-            let properties = StreamProperties::read(&snapshot, name).map(|p| p.announced());
-            let object = StreamObject {
-                name: name.to_owned(),
-                service: Arc::clone(service),
-            };
-            server.at(path::stream(name), object).await?;
-            announced
-                .streams
-                .insert(name.to_owned(), properties.unwrap_or_default());
-        }
-        Ok(())
+    let Announced {
+        feeds: exported_feeds,
+        streams: exported_streams,
+        ..
+    } = &mut *announced;
+    let result = async {
+        follow::<FeedObject>(server, exported_feeds, &feeds, &snapshot, service).await?;
+        follow::<StreamObject>(server, exported_streams, &streams, &snapshot, service).await
     }
     .await;
     if let Err(error) = result {
         tracing::warn!(%error, "cannot update the D-Bus objects");
     }
+}
+
+/// What keeping one kind of object in step needs to know of it.
+trait Exported: Interface + Sized {
+    /// The object path of `name`.
+    fn path(name: &str) -> OwnedObjectPath;
+    /// The object of `name`.
+    fn new(name: &str, service: &Arc<Service>) -> Self;
+    /// The properties of `name` that announce their changes; `None` when it is not there.
+    fn announced(snapshot: &Snapshot, name: &str) -> Option<Vec<Property>>;
+}
+
+impl Exported for FeedObject {
+    fn path(name: &str) -> OwnedObjectPath {
+        path::feed(name)
+    }
+
+    fn new(name: &str, service: &Arc<Service>) -> Self {
+        let (name, service) = (name.to_owned(), Arc::clone(service));
+        FeedObject { name, service }
+    }
+
+    fn announced(snapshot: &Snapshot, name: &str) -> Option<Vec<Property>> {
+        FeedProperties::read(snapshot, name).map(|properties| properties.announced())
+    }
+}
+
+impl Exported for StreamObject {
+    fn path(name: &str) -> OwnedObjectPath {
+        path::stream(name)
+    }
+
+    fn new(name: &str, service: &Arc<Service>) -> Self {
+        let (name, service) = (name.to_owned(), Arc::clone(service));
+        StreamObject { name, service }
+    }
+
+    fn announced(snapshot: &Snapshot, name: &str) -> Option<Vec<Property>> {
+        StreamProperties::read(snapshot, name).map(|properties| properties.announced())
+    }
+}
+
+/// Makes the objects of kind `E` in `exported` those of `current`.
+async fn follow<E: Exported>(
+    server: &zbus::ObjectServer,
+    exported: &mut BTreeMap<String, Vec<Property>>,
+    current: &[&str],
+    snapshot: &Snapshot,
+    service: &Arc<Service>,
+) -> zbus::Result<()> {
+    for gone in stale(exported, current) {
+        server.remove::<E, _>(E::path(&gone)).await?;
+        exported.remove(&gone);
+    }
+    for &name in current {
+        if !exported.contains_key(name) {
+            server.at(E::path(name), E::new(name, service)).await?;
+            let properties = E::announced(snapshot, name).unwrap_or_default();
+            exported.insert(name.to_owned(), properties);
+        }
+    }
+    Ok(())
 }
 
 /// The names in `exported` that are not in `current`.
@@ -131,18 +162,8 @@ async fn announce(connection: &Connection, service: &Service) -> zbus::Result<()
         last_reload,
         ..
     } = &mut *announced;
-    for (name, before) in feeds.iter_mut() {
-        if let Some(properties) = FeedProperties::read(&snapshot, name) {
-            let changed = changes(before, properties.announced(), restless_due);
-            emit::<FeedObject>(connection, path::feed(name), changed).await?;
-        }
-    }
-    for (name, before) in streams.iter_mut() {
-        if let Some(properties) = StreamProperties::read(&snapshot, name) {
-            let changed = changes(before, properties.announced(), restless_due);
-            emit::<StreamObject>(connection, path::stream(name), changed).await?;
-        }
-    }
+    announce_kind::<FeedObject>(connection, feeds, &snapshot, restless_due).await?;
+    announce_kind::<StreamObject>(connection, streams, &snapshot, restless_due).await?;
     let reload = manager::last_reload(service);
     if reload != *last_reload {
         *last_reload = reload.clone();
@@ -155,6 +176,22 @@ async fn announce(connection: &Connection, service: &Service) -> zbus::Result<()
             changed,
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// Emits PropertiesChanged for every object of kind `E` whose properties changed.
+async fn announce_kind<E: Exported>(
+    connection: &Connection,
+    exported: &mut BTreeMap<String, Vec<Property>>,
+    snapshot: &Snapshot,
+    restless_due: bool,
+) -> zbus::Result<()> {
+    for (name, before) in exported.iter_mut() {
+        if let Some(now) = E::announced(snapshot, name) {
+            let changed = changes(before, now, restless_due);
+            emit::<E>(connection, E::path(name), changed).await?;
+        }
     }
     Ok(())
 }
