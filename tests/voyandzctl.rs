@@ -289,6 +289,21 @@ fn watch_prints_state_changes_as_they_happen() {
 }
 
 #[test]
+fn watch_sees_a_reload_add_and_remove_objects() {
+    let bus = SystemBus::start();
+    let server = bus.start_server(&ticker_config());
+    let text = Watcher::start(&bus, &[]);
+    // `s` goes, `t` comes: InterfacesRemoved and InterfacesAdded from the ObjectManager.
+    server.replace_config(&ticker_config().replace("  s:\n", "  t:\n"));
+    succeeded(&bus.ctl(&["reload"]));
+    // In the order the server makes them: stale objects go before new ones come.
+    let removed = text.line(|line| line.ends_with("stream s: removed"));
+    assert!(removed.is_some(), "no line for the removed stream");
+    let added = text.line(|line| line.ends_with("stream t: added"));
+    assert!(added.is_some(), "no line for the added stream");
+}
+
+#[test]
 fn an_unknown_name_exits_3() {
     let bus = SystemBus::start();
     let _server = bus.start_server(&ticker_config());
