@@ -175,6 +175,7 @@ async fn join_bus(
     match joined {
         Ok(Ok(connection)) => {
             tracing::info!(%bus, name = crate::bus::SERVICE, "on D-Bus");
+            let _ = routes.facts.dbus.set(bus);
             Some(connection)
         }
         Ok(Err(error)) => {

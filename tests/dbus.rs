@@ -66,6 +66,7 @@ fn feeds_and_streams_are_objects_under_the_manager() {
     assert_eq!(config, format!("s \"{}\"", server.config_path().display()));
     let version = property(&bus, ROOT, MANAGER, "Version");
     assert_eq!(version, format!("s \"{}\"", env!("CARGO_PKG_VERSION")));
+    assert_eq!(server.status_json()["server"]["dbus"], "system");
     let listed = call(&bus, ROOT, MANAGER, "ListStreams");
     assert_eq!(
         listed.trim(),
@@ -284,4 +285,5 @@ fn without_a_bus_the_server_says_so_once_and_serves_http() {
         .filter(|line| line.contains("D-Bus"))
         .count();
     assert_eq!(mentions, 1, "{}", server.log_text());
+    assert!(server.status_json()["server"]["dbus"].is_null());
 }

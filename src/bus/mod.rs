@@ -45,7 +45,8 @@ pub enum BusChoice {
 }
 
 /// A bus to serve on (or, for `voyandzctl --bus`, to find the server on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Bus {
     /// The system bus: changes are authorised by polkit.
     System,

@@ -87,6 +87,7 @@ mod tests {
                 logdir: None,
                 clients_shown,
                 last_reload: None,
+                dbus: None,
             },
             state: RuntimeState {
                 taken_at: facts.started_at,

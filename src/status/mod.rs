@@ -13,12 +13,13 @@ pub mod page;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Local};
 use serde::Serialize;
 
+use crate::bus::Bus;
 use crate::registry::Snapshot;
 use crate::reload::{LastReload, ReloadLog};
 use crate::stats::RuntimeState;
@@ -38,6 +39,8 @@ pub struct ServerFacts {
     pub listening: Arc<Mutex<Vec<SocketAddr>>>,
     /// How the last reload went.
     pub reloads: Arc<ReloadLog>,
+    /// The bus the server's D-Bus control is on, once it is.
+    pub dbus: Arc<OnceLock<Bus>>,
 }
 
 impl ServerFacts {
@@ -64,6 +67,7 @@ impl ServerFacts {
             started: Instant::now(),
             listening: Arc::new(Mutex::new(listening)),
             reloads: Arc::default(),
+            dbus: Arc::default(),
         }
     }
 }
@@ -105,6 +109,8 @@ pub struct ServerView {
     pub clients_shown: bool,
     /// How the last reload went; `null` until the config was reloaded.
     pub last_reload: Option<LastReload>,
+    /// The bus its D-Bus control is on; `null` when it has none.
+    pub dbus: Option<Bus>,
 }
 
 /// A path as a string even when it is not UTF-8 (serde refuses those, which would fail the
@@ -146,6 +152,7 @@ impl StatusView {
                 logdir: config.logdir.clone(),
                 clients_shown,
                 last_reload: facts.reloads.last(),
+                dbus: facts.dbus.get().copied(),
             },
             state,
         }

@@ -87,6 +87,12 @@ fn general(view: &StatusView, config: &Config) -> Markup {
                     None => "none since the start",
                 }
             } }
+            tr { th { "D-Bus" } td {
+                @match server.dbus {
+                    Some(bus) => (format!("{} on the {bus} bus", crate::bus::SERVICE)),
+                    None => "off",
+                }
+            } }
             tr { th { "Log dir" } td {
                 @match &server.logdir {
                     Some(dir) => (dir.display()),
