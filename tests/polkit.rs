@@ -55,7 +55,7 @@ fn assert_denied(server: &Server, output: &Output, uid: u32, reason: &str) {
 fn a_user_outside_the_admin_group_is_denied_and_the_denial_logged() {
     let polkit = Polkit::start();
     let bus = polkit.bus();
-    let server = bus.start_server(YAML);
+    let server = polkit.start_server(YAML);
     // No agent can ask for the administrator's password that the action's auth_admin wants.
     let reason = "polkit asks for authentication";
     assert_denied(&server, &bus.busctl_as(MALLORY, &STOP), MALLORY, reason);
@@ -66,7 +66,7 @@ fn a_user_outside_the_admin_group_is_denied_and_the_denial_logged() {
 fn a_member_of_the_admin_group_is_allowed() {
     let polkit = Polkit::start();
     let bus = polkit.bus();
-    let server = bus.start_server(YAML);
+    let server = polkit.start_server(YAML);
     succeeded(&bus.busctl_in_groups(ALICE, &[ADMIN_GROUP], &STOP));
     assert!(
         wait_until(|| state(bus) == "s \"stopped\"", EFFECT_TIMEOUT),
@@ -80,7 +80,7 @@ fn a_member_of_the_admin_group_is_allowed() {
 fn root_is_allowed() {
     let polkit = Polkit::start();
     let bus = polkit.bus();
-    let _server = bus.start_server(YAML);
+    let _server = polkit.start_server(YAML);
     let reload = [
         "call",
         SERVICE,
@@ -96,7 +96,7 @@ fn root_is_allowed() {
 fn reading_properties_needs_no_authorisation() {
     let polkit = Polkit::start();
     let bus = polkit.bus();
-    let _server = bus.start_server(YAML);
+    let _server = polkit.start_server(YAML);
     assert_eq!(
         succeeded(&bus.busctl_as(MALLORY, &GET_STATE)).trim(),
         "s \"idle\""

@@ -83,17 +83,23 @@ async fn ask_polkit(connection: &Connection, header: &Header<'_>) -> Result<(), 
         .check_authorization(&subject, ACTION, &HashMap::new(), flags, "")
         .await
         .map_err(|error| match error {
-            // polkit answered, with an error of its own: most often the action file is not
-            // installed, which the admin must be pointed at rather than at polkitd.
+            // polkit answered, with an error of its own: the admin must be pointed at the
+            // action file rather than at polkitd.
             zbus::Error::MethodError(name, detail, _)
                 if name
                     .as_str()
                     .starts_with("org.freedesktop.PolicyKit1.Error") =>
             {
                 let detail = detail.unwrap_or_default();
+                let hint = if name.as_str().ends_with(".NotAuthorized") {
+                    "the server's user must be the action's owner \
+                     (org.freedesktop.policykit.owner) in"
+                } else {
+                    "is it installed?"
+                };
                 format!(
-                    "polkit refused the check ({name}: {detail}); is \
-                     /usr/share/polkit-1/actions/{ACTION_FILE} installed?"
+                    "polkit refused the check ({name}: {detail}); {hint} \
+                     /usr/share/polkit-1/actions/{ACTION_FILE}"
                 )
             }
             other => unreachable(other),

@@ -116,8 +116,13 @@ impl SystemBus {
     /// Starts the daemon on `yaml` with D-Bus control on this bus, and waits until it owns
     /// its name.
     pub fn start_server(&self, yaml: &str) -> Server {
+        self.start_server_by(Command::new(super::BIN), yaml)
+    }
+
+    /// [`SystemBus::start_server`] by `program` (the daemon, or a command that execs it).
+    fn start_server_by(&self, program: Command, yaml: &str) -> Server {
         let env = [("DBUS_SYSTEM_BUS_ADDRESS", self.address())];
-        let server = Server::spawn_with_env(yaml, &["--bus", "system"], &env);
+        let server = Server::launch(program, yaml, &["--bus", "system"], &env, Vec::new());
         server.wait_ready();
         assert!(
             server.wait_log("on D-Bus", NAME_TIMEOUT),
@@ -203,6 +208,14 @@ pub const MALLORY: u32 = 1502;
 /// `voyandz-admin`, the group that `polkit/50-voyandz.rules` lets manage the server; its
 /// only member is [`ALICE`].
 pub const ADMIN_GROUP: u32 = 1601;
+/// `voyandz`, the user the daemon runs as under systemd (`User=voyandz`), in [`Polkit`]'s
+/// user database: the bus policy lets it own the name, and polkit only answers it about
+/// other users' calls because the action names it as its owner.
+pub const SERVICE_USER: u32 = 1500;
+
+/// Run as `sh -c AS_SERVICE_USER DAEMON -f CONFIG ...`: lets the service user into the
+/// config's directory, then becomes that user and execs the daemon in place (same pid).
+const AS_SERVICE_USER: &str = r#"chmod 0755 "$(dirname "$2")" && exec setpriv --reuid=1500 --regid=1500 --clear-groups -- "$0" "$@""#;
 
 /// Run as `sh -c SETUP sh DIR DAEMON...`: bind-mounts the copies in `DIR` over polkit's
 /// fixed dirs (the shipped action alone; the shipped rule alone; no vendor rules, so the
@@ -262,14 +275,16 @@ impl Polkit {
             "passwd",
             &format!(
                 "alice:x:{ALICE}:{ALICE}::/nonexistent:/usr/sbin/nologin\n\
-                 mallory:x:{MALLORY}:{MALLORY}::/nonexistent:/usr/sbin/nologin\n"
+                 mallory:x:{MALLORY}:{MALLORY}::/nonexistent:/usr/sbin/nologin\n\
+                 voyandz:x:{SERVICE_USER}:{SERVICE_USER}::/nonexistent:/usr/sbin/nologin\n"
             ),
         );
         extend(
             dir,
             "group",
             &format!(
-                "alice:x:{ALICE}:\nmallory:x:{MALLORY}:\nvoyandz-admin:x:{ADMIN_GROUP}:alice\n"
+                "alice:x:{ALICE}:\nmallory:x:{MALLORY}:\nvoyandz-admin:x:{ADMIN_GROUP}:alice\n\
+                 voyandz:x:{SERVICE_USER}:\n"
             ),
         );
 
@@ -305,6 +320,14 @@ impl Polkit {
     /// The bus polkitd serves.
     pub fn bus(&self) -> &SystemBus {
         &self.bus
+    }
+
+    /// Starts the daemon on `yaml` as [`SERVICE_USER`], as `voyandz.service` runs it, with
+    /// D-Bus control on this bus; waits until it owns its name.
+    pub fn start_server(&self, yaml: &str) -> Server {
+        let mut program = Command::new("sh");
+        program.args(["-c", AS_SERVICE_USER, super::BIN]);
+        self.bus.start_server_by(program, yaml)
     }
 }
 
