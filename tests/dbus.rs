@@ -101,6 +101,30 @@ fn start_and_stop_run_and_end_an_on_demand_feeds_process() {
 }
 
 #[test]
+fn a_stopped_feeds_streams_end_their_clients_and_serve_again_once_it_is_started() {
+    let bus = SystemBus::start();
+    let server = bus.start_server(&format!(
+        "feeds:\n  ticks:\n    command: {TICKER}\nstreams:\n  copy:\n    feed: ticks\n    command: cat\n    mimetype: text/plain\n    mode: continuous\n"
+    ));
+    let feed = format!("{ROOT}/feed/ticks");
+    let mut client = server.open("/stream/copy");
+    client.read_at_least(10, WAIT);
+    call(&bus, &feed, FEED, "Stop");
+    assert!(
+        client.wait_closed(WAIT),
+        "the stream's client ends with its feed"
+    );
+    assert_eq!(server.get("/stream/copy").status, 503);
+    // The continuous stream neither failed nor ended for good: it waits for its feed.
+    call(&bus, &feed, FEED, "Start");
+    let mut again = server.open("/stream/copy");
+    assert_eq!(again.status, 200);
+    again.read_at_least(10, WAIT);
+    let stream = format!("{ROOT}/stream/copy");
+    wait_property(&bus, &stream, STREAM, "State", "s \"running\"");
+}
+
+#[test]
 fn a_stopped_stream_ends_its_clients_and_refuses_new_ones_until_started() {
     let bus = SystemBus::start();
     let server = bus.start_server(&format!(

@@ -103,6 +103,8 @@ struct Ring {
     ends: u64,
     /// The producer ended for good and no new run started: a new subscriber is told so.
     ended: bool,
+    /// It ended because an admin stopped the producer (it may start again), not by itself.
+    halted: bool,
     /// `published_bytes` when the current run started: what the run has delivered is the
     /// difference (a new client need not wait for a first byte once there is one).
     run_base: u64,
@@ -256,6 +258,7 @@ impl Hub {
                 failing: false,
                 ends: 0,
                 ended: false,
+                halted: false,
                 run_base: 0,
                 closed: false,
                 waiters: Vec::new(),
@@ -334,6 +337,40 @@ impl Hub {
         self.wake(ring);
     }
 
+    /// Ends the output for the current consumers only: those that come later wait for the
+    /// producer's next run instead of hearing that it ended.
+    pub fn end_current(&self) {
+        let mut ring = self.lock();
+        ring.ends += 1;
+        ring.ended = false;
+        self.wake(ring);
+    }
+
+    /// Ends the output for the current consumers, as [`Hub::end`] does, because an admin
+    /// stopped the producer: it may start again ([`Hub::halted`] until a new run starts).
+    pub fn halt(&self) {
+        let mut ring = self.lock();
+        ring.halted = true;
+        ring.ends += 1;
+        ring.ended = true;
+        self.wake(ring);
+    }
+
+    /// Ends a [`Hub::halt`]: the producer may run again, so new subscribers wait for its
+    /// output instead of hearing that it ended.
+    pub fn unhalt(&self) {
+        let mut ring = self.lock();
+        if ring.halted {
+            ring.halted = false;
+            ring.ended = false;
+        }
+    }
+
+    /// Whether its producer was stopped by an admin and has not started again.
+    pub fn halted(&self) -> bool {
+        self.lock().halted
+    }
+
     /// Ends the output for ever: the server is stopping.
     pub fn close(&self) {
         let mut ring = self.lock();
@@ -357,6 +394,7 @@ impl Hub {
         let parse = self.lock_parse();
         let mut ring = self.lock();
         ring.ended = false;
+        ring.halted = false;
         ring.run_base = ring.published_bytes;
         Self::restart_framing(parse, &mut ring);
     }
@@ -767,6 +805,46 @@ mod tests {
         hub.publish(Bytes::from_static(b"y"));
         hub.end();
         assert!(!hub.producing());
+    }
+
+    #[test]
+    fn a_halted_producer_ends_its_consumers_and_new_ones_wait_once_it_is_resumed() {
+        let hub = Hub::new("s");
+        let mut got = VecDeque::new();
+        let mut before = hub.subscribe();
+        hub.halt();
+        assert!(hub.halted());
+        assert_eq!(
+            now_or_never(&mut before, &mut got),
+            Poll::Ready(Event::Ended)
+        );
+        let mut while_halted = hub.subscribe();
+        assert_eq!(
+            now_or_never(&mut while_halted, &mut got),
+            Poll::Ready(Event::Ended)
+        );
+        hub.unhalt();
+        assert!(!hub.halted());
+        let mut after = hub.subscribe();
+        assert_eq!(now_or_never(&mut after, &mut got), Poll::Pending);
+        hub.start_run();
+        hub.publish(Bytes::from_static(b"x"));
+        assert_eq!(now_or_never(&mut after, &mut got), Poll::Ready(Event::Data));
+    }
+
+    #[test]
+    fn ending_the_current_consumers_leaves_later_ones_waiting() {
+        let hub = Hub::new("s");
+        let mut got = VecDeque::new();
+        let mut current = hub.subscribe();
+        hub.end_current();
+        assert_eq!(
+            now_or_never(&mut current, &mut got),
+            Poll::Ready(Event::Ended)
+        );
+        let mut later = hub.subscribe();
+        assert_eq!(now_or_never(&mut later, &mut got), Poll::Pending);
+        assert!(!hub.halted());
     }
 
     #[test]

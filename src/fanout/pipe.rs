@@ -21,6 +21,8 @@ const SKIP_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60
 pub enum PipeEnd {
     /// The feed ended for good: the command's stdin was closed so it can finish.
     FeedEnded,
+    /// An admin stopped the feed (it may start again): the command's stdin was closed.
+    FeedHalted,
     /// The server is stopping.
     Closed,
     /// The command closed its stdin (it exited or does not read it).
@@ -66,7 +68,11 @@ pub async fn pipe_into<W: AsyncWrite + Unpin>(
             }
             Event::Ended => {
                 let _ = stdin.shutdown().await;
-                return PipeEnd::FeedEnded;
+                return if feed.hub().halted() {
+                    PipeEnd::FeedHalted
+                } else {
+                    PipeEnd::FeedEnded
+                };
             }
             Event::Closed => return PipeEnd::Closed,
         }

@@ -33,6 +33,10 @@ use crate::process::exit::Exit;
 use crate::process::restart::{LogAs, Resurrection};
 use crate::stats::{RunStats, State};
 
+/// How often a run whose feed an admin stopped looks whether it was started again: a Start
+/// is a person's act, and a tenth of a second is at once to them.
+const HALTED_INPUT_POLL: Duration = Duration::from_millis(100);
+
 /// Where feed, stream and client tasks run, and how they are all told to stop.
 #[derive(Debug, Clone, Default)]
 pub struct Tasks {
@@ -109,9 +113,21 @@ enum RunEnd {
         exit: Exit,
         /// Bytes it delivered.
         produced: u64,
-        /// Its input (the feed on its stdin) ended for good.
-        input_ended: bool,
+        /// What became of the feeds it reads.
+        input: InputEnd,
     },
+}
+
+/// What became of the feeds a run reads, the worst of them (a feed that ended outweighs one
+/// an admin stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum InputEnd {
+    /// They are there (or it reads none).
+    Open,
+    /// An admin stopped one: it may start again.
+    Halted,
+    /// One ended for good.
+    Ended,
 }
 
 /// Runs `job` into `hub` until `cancel` fires, recording each step in `stats`. Never returns
@@ -135,7 +151,7 @@ pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken, stats
         }
         let started = Instant::now();
         let end = run_once(&job, &hub, &mut demand, &cancel, &resurrection, &stats).await;
-        let (reason, produced, input_ended) = match end {
+        let (reason, produced, input) = match end {
             RunEnd::Cancelled => return,
             RunEnd::Idle => {
                 stats.stopped(State::Idle);
@@ -149,14 +165,26 @@ pub async fn supervise(job: Job, hub: Arc<Hub>, cancel: CancellationToken, stats
             RunEnd::Exited {
                 exit,
                 produced,
-                input_ended,
-            } => (exit, produced, input_ended),
+                input,
+            } => (exit, produced, input),
         };
         stats.exited(reason.clone());
+        if input == InputEnd::Halted {
+            // Its clients end as the stopped feed's own do; it neither failed nor ended, and
+            // runs again once that feed is started.
+            tracing::info!("a feed it reads was stopped: its clients end until it is started");
+            hub.end_current();
+            stats.stopped(State::Idle);
+            resurrection = Resurrection::default();
+            if !wait_for_inputs(&job, &cancel).await || job.once {
+                return;
+            }
+            continue;
+        }
         if produced == 0 {
             hub.fail(format!("{} \"{}\" {reason}", job.kind, job.name));
         }
-        if input_ended || !job.resurrect {
+        if input == InputEnd::Ended || !job.resurrect {
             if produced == 0 {
                 stats.set_state(State::Failed);
                 tracing::warn!(%reason, "failed; not resurrected");
@@ -205,6 +233,21 @@ async fn wait_for_demand(demand: &mut watch::Receiver<usize>, cancel: &Cancellat
         _ = cancel.cancelled() => false,
         wanted = demand.wait_for(|count| *count > 0) => wanted.is_ok(),
     }
+}
+
+/// Waits until no feed `job` reads is stopped by an admin any more; false when cancelled.
+async fn wait_for_inputs(job: &Job, cancel: &CancellationToken) -> bool {
+    let Input::Command { stdin, pipes, .. } = &job.input else {
+        return true;
+    };
+    let halted = || (stdin.iter().chain(pipes.iter().map(|(_, hub)| hub))).any(|hub| hub.halted());
+    while halted() {
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(HALTED_INPUT_POLL) => {}
+        }
+    }
+    true
 }
 
 /// Waits until every subscriber left; false when cancelled.
@@ -297,7 +340,7 @@ async fn run_once(
                     return RunEnd::Exited {
                         exit: spawn_exit(argv, error),
                         produced: 0,
-                        input_ended: false,
+                        input: InputEnd::Open,
                     };
                 }
             };
@@ -324,7 +367,7 @@ async fn run_once(
             for ((_, feed), (_, writer)) in pipes.iter().zip(child.pipes.drain(..)) {
                 inputs.spawn(feed_into(Arc::clone(feed), writer, Arc::clone(hub)));
             }
-            let mut input_ended = false;
+            let mut input = InputEnd::Open;
             let unwanted = unwanted(job.mode, demand, stats);
             tokio::pin!(unwanted);
             let status = loop {
@@ -340,7 +383,11 @@ async fn run_once(
                         return RunEnd::Idle;
                     }
                     Some(ended) = inputs.join_next(), if !inputs.is_empty() => {
-                        input_ended |= matches!(ended, Ok(PipeEnd::FeedEnded));
+                        input = input.max(match ended {
+                            Ok(PipeEnd::FeedEnded) => InputEnd::Ended,
+                            Ok(PipeEnd::FeedHalted) => InputEnd::Halted,
+                            _ => InputEnd::Open,
+                        });
                     }
                     status = child.wait() => break status,
                 }
@@ -358,7 +405,7 @@ async fn run_once(
                 exit: Exit::from_status(status, child.stderr_tail().text()),
                 // From the hub: a read loop cut short still delivered what it published.
                 produced: hub.run_bytes(),
-                input_ended,
+                input,
             }
         }
     }
@@ -398,7 +445,7 @@ async fn run_file(
             return RunEnd::Exited {
                 exit: Exit::io(format!("cannot open {}", path.display()), &error),
                 produced: 0,
-                input_ended: false,
+                input: InputEnd::Open,
             };
         }
     };
@@ -413,7 +460,7 @@ async fn run_file(
                 Err(error) => Exit::io(format!("cannot read {}", path.display()), error),
             },
             produced: hub.run_bytes(),
-            input_ended: false,
+            input: InputEnd::Open,
         },
     }
 }

@@ -155,14 +155,17 @@ impl Control {
     /// Stops a feed or stream that has no owner task (a relay, per-client processes): its
     /// clients end, and it stays [`State::Stopped`] until [`Control::unhalt`].
     pub fn halt(&self) {
-        self.token().cancel();
+        // Under the tokens' lock, so that a concurrent unhalt comes wholly before or after.
+        let tokens = self.tokens();
+        tokens.run.cancel();
         self.stats.stopped(State::Stopped);
     }
 
     /// Ends a [`Control::halt`]: new clients are served again.
     pub fn unhalt(&self) {
-        if self.token().is_cancelled() {
-            self.renew_token();
+        let mut tokens = self.tokens();
+        if tokens.run.is_cancelled() {
+            *tokens = Tokens::under(&self.parent);
         }
         if self.stats.state() == State::Stopped {
             self.stats.set_state(State::Idle);
@@ -356,6 +359,7 @@ impl Owner {
                 Stretch::Commanded(None) => {
                     span.in_scope(|| tracing::info!("removed"));
                     self.stop();
+                    self.hub.end();
                     break;
                 }
                 Stretch::Commanded(Some(order)) => order,
@@ -364,6 +368,8 @@ impl Owner {
                 Instruction::Do(Command::Stop) => {
                     span.in_scope(|| tracing::info!("stopped by command"));
                     self.stop();
+                    // Not the end of its output for good: what reads it waits for a Start.
+                    self.hub.halt();
                     stopped = true;
                 }
                 Instruction::HandOver => {
@@ -408,12 +414,11 @@ impl Owner {
         }
     }
 
-    /// Ends its output and its clients; the next start gets a fresh token.
+    /// Ends its clients (the caller ends its output); the next start gets a fresh token.
     fn stop(&mut self) {
         self.pin = None;
         self.control.token().cancel();
         self.control.stats.stopped(State::Stopped);
-        self.hub.end();
     }
 
     /// Waits for `Start` or `Restart`; None when the server stops or every handle is gone.
@@ -434,6 +439,10 @@ impl Owner {
     fn resume(&mut self, command: Command) -> bool {
         if self.control.token().is_cancelled() {
             self.control.renew_token();
+        }
+        if command != Command::Stop {
+            // What reads it waits for its output again, even before a run starts.
+            self.hub.unhalt();
         }
         match command {
             Command::Start => {
