@@ -158,6 +158,27 @@ fn a_stopped_stream_ends_its_clients_and_refuses_new_ones_until_started() {
 }
 
 #[test]
+fn a_reload_that_changes_a_stopped_stream_starts_it_afresh() {
+    let bus = SystemBus::start();
+    // MPEG-TS, shared: a changed definition would take its clients over.
+    let yaml = |cat: &str| {
+        format!(
+            "feeds:\n  cam:\n    command: {FFMPEG} -re -f lavfi -i testsrc2=size=160x120:rate=10 -c:v libx264 -preset ultrafast -tune zerolatency -g 10 -pix_fmt yuv420p -f mpegts -muxdelay 0 -flush_packets 1 -\nstreams:\n  ts:\n    feed: cam\n    command: {cat}\n    mimetype: video/mp2t\n"
+        )
+    };
+    let server = bus.start_server(&yaml("cat"));
+    let stream = format!("{ROOT}/stream/ts");
+    call(&bus, &stream, STREAM, "Stop");
+    assert_eq!(server.get("/stream/ts").status, 503);
+    server.replace_config(&yaml("cat -u"));
+    call(&bus, ROOT, MANAGER, "Reload");
+    assert_ne!(property(&bus, &stream, STREAM, "State"), "s \"stopped\"");
+    let mut client = server.open("/stream/ts");
+    assert_eq!(client.status, 200);
+    client.read_at_least(188 * 10, WAIT);
+}
+
+#[test]
 fn disconnecting_a_streams_clients_ends_them_and_serves_the_next() {
     let bus = SystemBus::start();
     let server = bus.start_server(&format!(

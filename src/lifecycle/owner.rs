@@ -320,7 +320,8 @@ impl Owner {
             // Nobody may join a moment of the old definition's output.
             self.hub.reset();
         }
-        let mut stopped = false;
+        // A Stop the predecessor took just before it handed over holds for the successor.
+        let mut stopped = self.control.token().is_cancelled();
         loop {
             if stopped {
                 match self.wait_while_stopped().await {

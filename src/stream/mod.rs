@@ -25,7 +25,7 @@ use crate::fanout::join::Join;
 use crate::lifecycle::owner::{self, Command, Control, Gone, Handle};
 use crate::lifecycle::{Input, Job, Kind, Tasks};
 use crate::process::child::StderrBudget;
-use crate::stats::Clients;
+use crate::stats::{Clients, State};
 
 /// A configured stream and its runtime handles.
 pub struct Stream {
@@ -87,7 +87,8 @@ impl Stream {
     /// clients kept: its process is replaced and they go on with the new one's output, as
     /// they do across a resurrection. Only where the container lets a client resynchronise
     /// mid-stream (MPEG-TS, MPJPEG) with the same mimetype, and for a shared stream before
-    /// and after; otherwise `None` (the caller starts it afresh and `old`'s clients end).
+    /// and after that an admin has not stopped; otherwise `None` (the caller starts it afresh
+    /// and `old`'s clients end).
     pub fn take_over(
         config: &StreamConfig,
         old: &Stream,
@@ -104,8 +105,11 @@ impl Stream {
             select::from_mimetype(&config.mimetype),
             Some(Container::MpegTs | Container::Mpjpeg)
         );
+        // A stopped stream that a reload changes starts afresh, as a Start would.
+        let stopped = old.control.stats.state() == State::Stopped;
         if !(shared(config) && shared(&old.config) && resyncs)
             || config.mimetype != old.config.mimetype
+            || stopped
         {
             return None;
         }
