@@ -35,10 +35,9 @@ impl Manager {
         #[zbus(connection)] connection: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> fdo::Result<String> {
-        let gate = self.service.gate;
-        gate.authorize(connection, &header, "reload the config")
+        (self.service)
+            .allow(connection, &header, "reload the config")
             .await?;
-        tracing::info!(caller = %super::caller(&header), "reload asked over D-Bus");
         let stopping = || fdo::Error::Failed("the server is stopping".into());
         let (reply, outcome) = tokio::sync::oneshot::channel();
         self.service

@@ -89,6 +89,21 @@ pub struct Service {
     announced: tokio::sync::Mutex<publish::Announced>,
 }
 
+impl Service {
+    /// Lets the caller of the method whose header is `header` do `what` (see [`Gate`]), and
+    /// logs that it does.
+    async fn allow(
+        &self,
+        connection: &Connection,
+        header: &zbus::message::Header<'_>,
+        what: &str,
+    ) -> zbus::fdo::Result<()> {
+        self.gate.authorize(connection, header, what).await?;
+        tracing::info!(caller = %caller(header), "{what} (D-Bus)");
+        Ok(())
+    }
+}
+
 /// The caller of a method, for the log.
 fn caller(header: &zbus::message::Header<'_>) -> String {
     header

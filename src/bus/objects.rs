@@ -10,7 +10,7 @@ use zbus::{OwnedVariant, Variant};
 
 use super::Service;
 use crate::config::Mode;
-use crate::lifecycle::owner::Command;
+use crate::lifecycle::owner::{Command, Gone};
 use crate::registry::Snapshot;
 use crate::screenshot::{self, ScreenshotError};
 use crate::stats::{RunView, StreamView};
@@ -176,19 +176,21 @@ impl FeedObject {
         header: &Header<'_>,
     ) -> fdo::Result<()> {
         let what = format!("{} feed \"{}\"", verb(command), self.name);
-        self.service
-            .gate
-            .authorize(connection, header, &what)
-            .await?;
+        self.service.allow(connection, header, &what).await?;
+        // Once more when a reload replaced the feed while the call was on its way.
+        match self.send(command).await? {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                (self.send(command).await?).map_err(|gone| fdo::Error::Failed(gone.to_string()))
+            }
+        }
+    }
+
+    /// Sends `command` to the owner of the feed in the current snapshot.
+    async fn send(&self, command: Command) -> fdo::Result<Result<(), Gone>> {
         let snapshot = self.service.routes.registry.load();
-        let feed = snapshot
-            .feed(&self.name)
-            .ok_or_else(|| gone("feed", &self.name))?;
-        tracing::info!(feed = %self.name, caller = %super::caller(header), "{what} (D-Bus)");
-        feed.handle
-            .send(command)
-            .await
-            .map_err(|error| fdo::Error::Failed(error.to_string()))
+        let feed = (snapshot.feed(&self.name)).ok_or_else(|| gone("feed", &self.name))?;
+        Ok(feed.handle.send(command).await)
     }
 }
 
@@ -307,15 +309,9 @@ impl StreamObject {
         act: impl AsyncFnOnce(&Stream) -> fdo::Result<T>,
     ) -> fdo::Result<T> {
         let what = format!("{verb} stream \"{}\"", self.name);
-        self.service
-            .gate
-            .authorize(connection, header, &what)
-            .await?;
+        self.service.allow(connection, header, &what).await?;
         let snapshot = self.service.routes.registry.load();
-        let stream = snapshot
-            .stream(&self.name)
-            .ok_or_else(|| gone("stream", &self.name))?;
-        tracing::info!(stream = %self.name, caller = %super::caller(header), "{what} (D-Bus)");
+        let stream = (snapshot.stream(&self.name)).ok_or_else(|| gone("stream", &self.name))?;
         act(stream).await
     }
 
@@ -325,13 +321,23 @@ impl StreamObject {
         connection: &Connection,
         header: &Header<'_>,
     ) -> fdo::Result<()> {
-        self.act(verb(command), connection, header, async |stream| {
-            stream.command(command).await.map_err(|error| match error {
-                CommandError::Gone(gone) => fdo::Error::Failed(gone.to_string()),
-                unsupported => fdo::Error::NotSupported(unsupported.to_string()),
-            })
-        })
-        .await
+        let send = async |stream: &Stream| match stream.command(command).await {
+            Ok(()) => Ok(Ok(())),
+            Err(CommandError::Gone(gone)) => Ok(Err(gone)),
+            Err(unsupported) => Err(fdo::Error::NotSupported(unsupported.to_string())),
+        };
+        // Once more when a reload replaced the stream while the call was on its way.
+        match self.act(verb(command), connection, header, send).await? {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let snapshot = self.service.routes.registry.load();
+                let stream =
+                    (snapshot.stream(&self.name)).ok_or_else(|| gone("stream", &self.name))?;
+                send(stream)
+                    .await?
+                    .map_err(|gone| fdo::Error::Failed(gone.to_string()))
+            }
+        }
     }
 }
 
