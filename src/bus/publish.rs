@@ -66,14 +66,8 @@ pub async fn objects(connection: &Connection, service: &Arc<Service>) {
         streams: exported_streams,
         ..
     } = &mut *announced;
-    let result = async {
-        follow::<FeedObject>(server, exported_feeds, &feeds, &snapshot, service).await?;
-        follow::<StreamObject>(server, exported_streams, &streams, &snapshot, service).await
-    }
-    .await;
-    if let Err(error) = result {
-        tracing::warn!(%error, "cannot update the D-Bus objects");
-    }
+    follow::<FeedObject>(server, exported_feeds, &feeds, &snapshot, service).await;
+    follow::<StreamObject>(server, exported_streams, &streams, &snapshot, service).await;
 }
 
 /// What keeping one kind of object in step needs to know of it.
@@ -116,26 +110,32 @@ impl Exported for StreamObject {
     }
 }
 
-/// Makes the objects of kind `E` in `exported` those of `current`.
+/// Makes the objects of kind `E` in `exported` those of `current`. An object the bus
+/// refuses to add or remove is logged and left out of `exported`, so that the next look tries
+/// the additions again and never a removal that cannot be done.
 async fn follow<E: Exported>(
     server: &zbus::ObjectServer,
     exported: &mut BTreeMap<String, Vec<Property>>,
     current: &[&str],
     snapshot: &Snapshot,
     service: &Arc<Service>,
-) -> zbus::Result<()> {
+) {
     for gone in stale(exported, current) {
-        server.remove::<E, _>(E::path(&gone)).await?;
         exported.remove(&gone);
+        if let Err(error) = server.remove::<E, _>(E::path(&gone)).await {
+            tracing::warn!(%error, object = %E::path(&gone), "cannot remove a D-Bus object");
+        }
     }
     for &name in current {
         if !exported.contains_key(name) {
-            server.at(E::path(name), E::new(name, service)).await?;
+            if let Err(error) = server.at(E::path(name), E::new(name, service)).await {
+                tracing::warn!(%error, object = %E::path(name), "cannot add a D-Bus object");
+                continue;
+            }
             let properties = E::announced(snapshot, name).unwrap_or_default();
             exported.insert(name.to_owned(), properties);
         }
     }
-    Ok(())
 }
 
 /// The names in `exported` that are not in `current`.
