@@ -63,6 +63,28 @@ fn a_user_outside_the_admin_group_is_denied_and_the_denial_logged() {
 }
 
 #[test]
+fn a_call_that_lets_no_password_be_asked_is_told_one_would_do() {
+    let polkit = Polkit::start();
+    let bus = polkit.bus();
+    let server = polkit.start_server(YAML);
+    let no_interaction = [&["--allow-interactive-authorization=no"][..], &STOP].concat();
+    let output = bus.busctl_as(MALLORY, &no_interaction);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Only an InteractiveAuthorizationRequired answer says so.
+    assert!(
+        !output.status.success() && stderr.contains("call again allowing interactive"),
+        "{stderr}"
+    );
+    let logged = |line: &str| line.contains("D-Bus call denied") && line.contains("call again");
+    assert!(
+        server.wait_log_line(logged, EFFECT_TIMEOUT),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(state(bus), "s \"idle\"");
+}
+
+#[test]
 fn a_member_of_the_admin_group_is_allowed() {
     let polkit = Polkit::start();
     let bus = polkit.bus();

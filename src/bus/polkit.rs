@@ -27,7 +27,9 @@ pub enum Gate {
 
 impl Gate {
     /// Allows the call whose header is `header` to do `what` (a few words for the log and
-    /// the error, e.g. `stop feed "cam"`), or answers why not as `AccessDenied`.
+    /// the error, e.g. `stop feed "cam"`), or answers why not: `AccessDenied`, or
+    /// `InteractiveAuthorizationRequired` when a password would do but the call did not let
+    /// polkit ask for one.
     pub async fn authorize(
         self,
         connection: &Connection,
@@ -39,19 +41,20 @@ impl Gate {
         })?;
         let uid = match caller_uid(connection, sender).await {
             Ok(uid) => uid,
-            Err(error) => return Err(denied(what, sender, None, &error.to_string())),
+            Err(error) => return Err(denied(what, sender, None, error.to_string().into())),
         };
         if uid == 0 {
             return Ok(());
         }
         let verdict = match self {
             Gate::OwnUser if uid == rustix::process::geteuid().as_raw() => Ok(()),
-            Gate::OwnUser => {
-                Err("only the server's own user may change it on a session bus".into())
-            }
+            Gate::OwnUser => Err(String::from(
+                "only the server's own user may change it on a session bus",
+            )
+            .into()),
             Gate::Polkit => ask_polkit(connection, header).await,
         };
-        verdict.map_err(|reason| denied(what, sender, Some(uid), &reason))
+        verdict.map_err(|refusal| denied(what, sender, Some(uid), refusal))
     }
 }
 
@@ -63,8 +66,24 @@ async fn caller_uid(
     Ok(bus.get_connection_unix_user(sender.clone().into()).await?)
 }
 
+/// Why a change is not allowed.
+struct Refusal {
+    reason: String,
+    /// polkit would accept an administrator's password, but the call did not allow asking.
+    needs_interaction: bool,
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            needs_interaction: false,
+        }
+    }
+}
+
 /// Ok when polkit says yes; otherwise why not.
-async fn ask_polkit(connection: &Connection, header: &Header<'_>) -> Result<(), String> {
+async fn ask_polkit(connection: &Connection, header: &Header<'_>) -> Result<(), Refusal> {
     let unreachable =
         |error: zbus::Error| format!("polkit cannot be asked ({error}), so no change is allowed");
     let subject = Subject::new_for_message_header(header).map_err(|error| error.to_string())?;
@@ -106,10 +125,18 @@ async fn ask_polkit(connection: &Connection, header: &Header<'_>) -> Result<(), 
         })?;
     match (result.is_authorized, result.is_challenge) {
         (true, _) => Ok(()),
+        (false, true) if !interactive => Err(Refusal {
+            reason: format!(
+                "polkit asks for authentication as an administrator for {ACTION}: call again \
+                 allowing interactive authorization"
+            ),
+            needs_interaction: true,
+        }),
         (false, true) => Err(format!(
             "polkit asks for authentication as an administrator for {ACTION}, and none was given"
-        )),
-        (false, false) => Err(format!("polkit does not authorise {ACTION}")),
+        )
+        .into()),
+        (false, false) => Err(format!("polkit does not authorise {ACTION}").into()),
     }
 }
 
@@ -117,8 +144,14 @@ fn denied(
     what: &str,
     sender: &zbus::names::UniqueName<'_>,
     uid: Option<u32>,
-    reason: &str,
+    refusal: Refusal,
 ) -> fdo::Error {
+    let reason = refusal.reason;
     tracing::warn!(caller = %sender, uid, action = what, %reason, "D-Bus call denied");
-    fdo::Error::AccessDenied(format!("not allowed to {what}: {reason}"))
+    let message = format!("not allowed to {what}: {reason}");
+    if refusal.needs_interaction {
+        fdo::Error::InteractiveAuthorizationRequired(message)
+    } else {
+        fdo::Error::AccessDenied(message)
+    }
 }
