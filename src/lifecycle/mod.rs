@@ -322,6 +322,11 @@ async fn run_once(
     resurrection: &Resurrection,
     stats: &Arc<RunStats>,
 ) -> RunEnd {
+    // Stopped while it waited (a per-client process whose stream an admin stopped): starting
+    // a process only to kill it would overwrite the stopped state for nothing.
+    if cancel.is_cancelled() {
+        return RunEnd::Cancelled;
+    }
     match &job.input {
         Input::File(path) => run_file(job, path, hub, demand, cancel, stats).await,
         Input::Command { argv, stdin, pipes } => {
