@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::bus::Bus;
 use crate::config::Config;
+use crate::control::Bus;
 use crate::http::routes::Routes;
 use crate::http::server;
 use crate::lifecycle::Tasks;
@@ -164,17 +164,17 @@ pub async fn run(
 async fn join_bus(
     bus: Bus,
     routes: &Arc<Routes>,
-    reloads: tokio::sync::mpsc::Sender<crate::bus::ReloadReply>,
+    reloads: tokio::sync::mpsc::Sender<crate::control::ReloadReply>,
     tasks: &Tasks,
 ) -> Option<zbus::Connection> {
     let joined = tokio::time::timeout(
         BUS_CONNECT_MAX,
-        crate::bus::serve(bus, Arc::clone(routes), reloads, tasks),
+        crate::control::serve(bus, Arc::clone(routes), reloads, tasks),
     )
     .await;
     match joined {
         Ok(Ok(connection)) => {
-            tracing::info!(%bus, name = crate::bus::SERVICE, "on D-Bus");
+            tracing::info!(%bus, name = crate::control::SERVICE, "on D-Bus");
             let _ = routes.facts.dbus.set(bus);
             Some(connection)
         }

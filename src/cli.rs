@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::bus::BusChoice;
+use crate::control::BusChoice;
 use crate::logging::Output;
 
 /// voyandz: serves live audio and video over HTTP with minimal latency.

@@ -12,15 +12,15 @@
 //! children and says why they ended; [`status`] gathers what the status page, API and
 //! metrics show; [`panics`] keeps a panicking container parser from
 //! taking its stream down; [`systemd`] takes the listening socket and writes to the journal;
-//! [`logging`] formats every line and sends it to stderr or the journal; [`bus`] puts the
+//! [`logging`] formats every line and sends it to stderr or the journal; [`control`] puts the
 //! server on D-Bus, and [`ctl`] is `voyandzctl`, its client there; [`cli`] is the command
 //! line; and [`app`] wires it all together and owns shutdown.
 
 pub mod app;
-pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod container;
+pub mod control;
 pub mod ctl;
 pub mod fanout;
 pub mod feed;

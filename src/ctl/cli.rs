@@ -7,7 +7,7 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::exit;
-use crate::bus::Bus;
+use crate::control::Bus;
 use crate::lifecycle::Kind;
 
 /// Controls a running voyandz over D-Bus.

@@ -1,5 +1,5 @@
 //! voyandzctl's side of the bus: one connection, and the calls each command makes through the
-//! proxies that `#[interface]` generates in [`crate::bus`]. Lists come from one
+//! proxies that `#[interface]` generates in [`crate::control`]. Lists come from one
 //! `GetManagedObjects` call, which carries every property of every feed and stream. Errors are
 //! sorted into [`CtlError`] here; nothing is printed.
 
@@ -14,9 +14,9 @@ use super::cli::Target;
 use super::error::CtlError;
 use super::model::{Feed, Server, Status, Stream};
 use super::value;
-use crate::bus::manager::{Manager, ManagerProxy};
-use crate::bus::objects::{FeedObject, FeedProxy, StreamObject, StreamProxy};
-use crate::bus::{Bus, ROOT, SERVICE, path};
+use crate::control::objects::{FeedObject, FeedProxy, StreamObject, StreamProxy};
+use crate::control::server::{ManagerProxy, ServerObject};
+use crate::control::{Bus, ROOT, SERVICE, path};
 use crate::lifecycle::Kind;
 use crate::lifecycle::owner::Command;
 
@@ -94,7 +94,7 @@ impl Client {
     pub async fn server(&self) -> Result<HashMap<String, OwnedVariant>, CtlError> {
         let properties = async {
             let server: fdo::PropertiesProxy = self.proxy(ROOT).await?;
-            server.get_all(Manager::name()).await
+            server.get_all(ServerObject::name()).await
         };
         properties.await.map_err(|error| self.error(error))
     }

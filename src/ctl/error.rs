@@ -4,7 +4,7 @@
 use zbus::{DBusError, fdo};
 
 use super::exit::Exit;
-use crate::bus::{Bus, SERVICE};
+use crate::control::{Bus, SERVICE};
 use crate::lifecycle::Kind;
 
 /// Why a command failed; its message is voyandzctl's one line on stderr.

@@ -18,7 +18,7 @@ use super::client::Client;
 use super::error::CtlError;
 use super::output;
 use super::value;
-use crate::bus::{ROOT, SERVICE, path};
+use crate::control::{ROOT, SERVICE, path};
 
 /// An object of the server's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

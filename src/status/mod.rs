@@ -19,7 +19,7 @@ use std::time::Instant;
 use chrono::{DateTime, Local};
 use serde::Serialize;
 
-use crate::bus::Bus;
+use crate::control::Bus;
 use crate::registry::Snapshot;
 use crate::reload::{LastReload, ReloadLog};
 use crate::stats::RuntimeState;

@@ -89,7 +89,7 @@ fn general(view: &StatusView, config: &Config) -> Markup {
             } }
             tr { th { "D-Bus" } td {
                 @match server.dbus {
-                    Some(bus) => (format!("{} on the {bus} bus", crate::bus::SERVICE)),
+                    Some(bus) => (format!("{} on the {bus} bus", crate::control::SERVICE)),
                     None => "off",
                 }
             } }

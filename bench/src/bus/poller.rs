@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use voyandz::bus::manager::Manager;
-use voyandz::bus::{ROOT, SERVICE};
+use voyandz::control::server::ServerObject;
+use voyandz::control::{ROOT, SERVICE};
 use voyandz_bench::clock::now_ns;
 use zbus::fdo::ObjectManagerProxy;
 use zbus::names::InterfaceName;
@@ -178,7 +178,7 @@ async fn poll(connection: &Connection, manager: &ObjectManagerProxy<'_>) -> Resu
         objects: 0,
     };
     let root = ObjectPath::from_static_str_unchecked(ROOT);
-    poll.properties += get_all(connection, &root, &Manager::name()).await?;
+    poll.properties += get_all(connection, &root, &ServerObject::name()).await?;
     poll.calls += 1;
     poll.objects += 1;
     for (path, interfaces) in &managed {

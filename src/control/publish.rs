@@ -16,8 +16,8 @@ use zbus::object_server::{Interface, SignalEmitter};
 use zbus::{Connection, fdo};
 use zbus::{OwnedObjectPath, OwnedVariant};
 
-use super::manager::{self, Manager};
 use super::objects::{FeedObject, FeedProperties, Property, StreamObject, StreamProperties};
+use super::server::{self, ServerObject};
 use super::{ROOT, Service, path};
 use crate::registry::Snapshot;
 
@@ -164,13 +164,13 @@ async fn announce(connection: &Connection, service: &Service) -> zbus::Result<()
     } = &mut *announced;
     announce_kind::<FeedObject>(connection, feeds, &snapshot, restless_due).await?;
     announce_kind::<StreamObject>(connection, streams, &snapshot, restless_due).await?;
-    let reload = manager::last_reload(service);
+    let reload = server::last_reload(service);
     if reload != *last_reload {
         *last_reload = reload.clone();
         let value = OwnedVariant::try_from(zbus::Variant::from(reload))
             .expect("plain values have no descriptors");
         let changed = HashMap::from([("LastReload", value)]);
-        emit::<Manager>(
+        emit::<ServerObject>(
             connection,
             OwnedObjectPath::try_from(ROOT).expect("a valid path"),
             changed,
@@ -241,7 +241,7 @@ fn changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::objects::Property;
+    use crate::control::objects::Property;
 
     fn announced(state: &str, bytes: u64) -> Vec<Property> {
         let value = |v: zbus::Variant<'static>| OwnedVariant::try_from(v).expect("plain");

@@ -3,17 +3,17 @@
 //! through `org.freedesktop.DBus.ObjectManager`. `busctl` and `voyandzctl` use it.
 //!
 //! Nothing here holds state of the server's: properties are read from the registry's current
-//! snapshot when asked ([`objects`], [`manager`]), methods send commands to the owner tasks,
+//! snapshot when asked ([`objects`], [`server`]), methods send commands to the owner tasks,
 //! a reload goes through the main loop like SIGHUP. [`publish`] keeps the objects and their
 //! PropertiesChanged signals in step; [`polkit`] decides who may change things; [`path`]
 //! names objects. A bus that cannot be reached, or a name that cannot be owned, is logged
 //! once and the server serves HTTP without it.
 
-pub mod manager;
 pub mod objects;
 pub mod path;
 pub mod polkit;
 mod publish;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -155,11 +155,11 @@ pub async fn serve(
         Bus::System => zbus::connection::Builder::system(),
         Bus::Session => zbus::connection::Builder::session(),
     };
-    let manager = manager::Manager {
+    let server_object = server::ServerObject {
         service: Arc::clone(&service),
     };
     let connection = (builder.serve_at(ROOT, zbus::fdo::ObjectManager))
-        .serve_at(ROOT, manager)
+        .serve_at(ROOT, server_object)
         .build()
         .await
         .map_err(connect)?;

@@ -1,4 +1,4 @@
-//! The manager object: the server itself, its config and its reloads, and the lists of its
+//! The server's own object (D-Bus interface `Manager`): the server itself, its config and its reloads, and the lists of its
 //! feeds and streams (whose objects [`super::publish`] keeps in step with the config).
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use zbus::{Connection, fdo, interface};
 use super::{Service, path};
 
 /// The object at [`super::ROOT`].
-pub struct Manager {
+pub struct ServerObject {
     /// The server it stands for.
     pub service: Arc<Service>,
 }
@@ -22,10 +22,11 @@ type Listing = Vec<(String, OwnedObjectPath, String)>;
     name = "org.voyandz.Voyandz1.Manager",
     proxy(
         default_service = "org.voyandz.Voyandz1",
-        default_path = "/org/voyandz/Voyandz1"
+        default_path = "/org/voyandz/Voyandz1",
+        async_name = "ManagerProxy"
     )
 )]
-impl Manager {
+impl ServerObject {
     /// Reads the config file again and applies it, as SIGHUP does; returns what changed. A
     /// config with an error is refused with `Failed` and its file:line:column message, and
     /// the running one stays in force.
@@ -121,7 +122,7 @@ impl Manager {
     }
 }
 
-/// [`Manager::last_reload`]'s value, also for announcing its changes.
+/// [`ServerObject::last_reload`]'s value, also for announcing its changes.
 pub fn last_reload(service: &Service) -> (String, String, String) {
     match service.routes.facts.reloads.last() {
         Some(reload) => (
