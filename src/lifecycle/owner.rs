@@ -2,7 +2,7 @@
 //! (start, stop, restart) over a channel, and holds the feed's or stream's cancellation token,
 //! from which its clients' tokens derive.
 //!
-//! Commands (what D-Bus and `voyandzctl` will send; see [`Command`]):
+//! Commands (what D-Bus and `voyandzctl` send, through [`crate::control`]; see [`Command`]):
 //! - `Stop` ends the run, ends the output for every subscriber (clients and the commands of
 //!   streams reading it) and cancels the token of every client; it stays stopped, whatever
 //!   its mode and demand, until `Start` or `Restart`.
