@@ -442,8 +442,12 @@ impl Owner {
             self.control.renew_token();
         }
         if command != Command::Stop {
-            // What reads it waits for its output again, even before a run starts.
+            // What reads it waits for its output again, and new clients are served, before
+            // the command is acknowledged: its next run sets the state it is really in.
             self.hub.unhalt();
+            if self.control.stats.state() == State::Stopped {
+                self.control.stats.set_state(State::Idle);
+            }
         }
         match command {
             Command::Start => {
