@@ -12,11 +12,11 @@ use std::time::Duration;
 use common::{JournalNamespace, START_TIMEOUT, Server, has_timestamp};
 use serde_json::{Map, Value};
 
-/// A feed (endless text lines, no ffmpeg), a stream piping it through `cat`, and a stream
-/// whose command does not exist (a warning when asked for).
+/// A feed (endless text lines, no ffmpeg, and one line on stderr), a stream piping it
+/// through `cat`, and a stream whose command does not exist (a warning when asked for).
 const CONFIG: &str = "feeds:
   f:
-    command: sh -c 'while :; do echo tick; sleep 0.05; done'
+    command: sh -c 'echo warming up >&2; while :; do echo tick; sleep 0.05; done'
 streams:
   s:
     feed: f
@@ -104,6 +104,15 @@ fn entries_carry_the_stamped_line_its_priority_and_the_fields() {
     });
     assert!(is_pid(field(stream, "CHILD_PID")), "{stream:?}");
     assert_ne!(field(stream, "CHILD_PID"), field(feed, "CHILD_PID"));
+    let said = find(&entries, "child stderr", |e| {
+        message(e).contains("warming up")
+    });
+    assert_eq!(field(said, "FEED"), Some("f"), "{said:?}");
+    assert_eq!(
+        field(said, "CHILD_PID"),
+        field(feed, "CHILD_PID"),
+        "a child's stderr line names the run that wrote it: {said:?}"
+    );
     for text in ["client connected", "client disconnected"] {
         let client = find(&entries, text, |e| message(e).contains("path=/stream/s"));
         let peer = field(client, "CLIENT").unwrap_or_default();

@@ -228,6 +228,7 @@ pub fn spawn(spec: &Spec<'_>) -> Result<Child, SpawnError> {
     let stderr_done = tokio::spawn(
         log_stderr(
             stderr,
+            pid,
             tail.clone(),
             spec.stderr_file.clone(),
             spec.stderr_budget.clone(),
@@ -344,10 +345,12 @@ impl Drop for Child {
     }
 }
 
-/// Logs each stderr line (split at `\n` and `\r`, as ffmpeg redraws progress with `\r`),
-/// rate limited, and appends every line to the logdir file.
+/// Logs each stderr line of the child `pid` (split at `\n` and `\r`, as ffmpeg redraws
+/// progress with `\r`), rate limited, and appends every line to the logdir file. The pid is
+/// on every line, so that the journal's `CHILD_PID` tells which run of a command said it.
 async fn log_stderr(
     stderr: tokio::process::ChildStderr,
+    pid: Pid,
     tail: StderrTail,
     file: Option<PathBuf>,
     budget: StderrBudget,
@@ -376,10 +379,11 @@ async fn log_stderr(
             continue;
         }
         if let Some(suppressed) = budget.take() {
+            let pid = pid.as_raw_pid();
             if suppressed > 0 {
-                tracing::info!(stderr = %line, suppressed, "child stderr (lines before it not logged)");
+                tracing::info!(pid, stderr = %line, suppressed, "child stderr (lines before it not logged)");
             } else {
-                tracing::info!(stderr = %line, "child stderr");
+                tracing::info!(pid, stderr = %line, "child stderr");
             }
         }
         tail.push(line);
