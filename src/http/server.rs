@@ -55,6 +55,9 @@ pub async fn serve(listener: TcpListener, routes: Arc<Routes>, tasks: Tasks) {
         };
         match accepted {
             Ok((socket, peer)) => {
+                // An IPv4 client of a dual-stack socket (`[::]`, systemd's default) arrives as
+                // `::ffff:a.b.c.d`: logs and the status page name it as the admin knows it.
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 configure(&socket, peer);
                 let span = tracing::debug_span!("connection", %peer);
                 tracker.spawn(
