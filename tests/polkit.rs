@@ -1,6 +1,7 @@
 //! Who may change the server over D-Bus, decided by a real polkitd with the shipped action
 //! and rule ([`common::dbus::Polkit`]), called with `busctl` as root, as a member of
-//! `voyandz-admin` and as a user outside it; and the shipped action file itself.
+//! `voyandz-admin` and as a user outside it; the session bus's rule instead of polkit (only
+//! the server's own user); and the shipped action file itself.
 
 mod common;
 
@@ -132,6 +133,19 @@ fn without_polkit_only_root_may_change_things() {
     let reason = "polkit cannot be asked";
     assert_denied(&server, &bus.busctl_as(NOBODY, &STOP), NOBODY, reason);
     succeeded(&bus.busctl(&STOP));
+}
+
+#[test]
+fn on_a_session_bus_only_the_servers_own_user_may_change_things() {
+    let bus = SystemBus::start();
+    let server = bus.start_session_server(YAML);
+    assert_eq!(server.status_json()["server"]["dbus"], "session");
+    let reason = "only the server's own user may change it on a session bus";
+    assert_denied(&server, &bus.busctl_as(NOBODY, &STOP), NOBODY, reason);
+    assert_eq!(state(&bus), "s \"idle\"", "a denied Stop stopped the feed");
+    // The server runs as root here: its own user.
+    succeeded(&bus.busctl(&STOP));
+    assert_eq!(state(&bus), "s \"stopped\"");
 }
 
 #[test]

@@ -119,10 +119,24 @@ impl SystemBus {
         self.start_server_by(Command::new(super::BIN), yaml)
     }
 
+    /// [`SystemBus::start_server`], the daemon taking this bus for its session bus (`--bus
+    /// session`): a bus anyone may connect to, where the session bus's rule (only the
+    /// server's own user may change things) is all that stands between a caller and a Stop.
+    pub fn start_session_server(&self, yaml: &str) -> Server {
+        self.launch_server(Command::new(super::BIN), yaml, "session")
+    }
+
     /// [`SystemBus::start_server`] by `program` (the daemon, or a command that execs it).
     fn start_server_by(&self, program: Command, yaml: &str) -> Server {
-        let env = [("DBUS_SYSTEM_BUS_ADDRESS", self.address())];
-        let server = Server::launch(program, yaml, &["--bus", "system"], &env, Vec::new());
+        self.launch_server(program, yaml, "system")
+    }
+
+    /// Starts `program` on `yaml` with `--bus kind` (`system` or `session`) on this bus, and
+    /// waits until it owns its name.
+    fn launch_server(&self, program: Command, yaml: &str, kind: &str) -> Server {
+        let variable = format!("DBUS_{}_BUS_ADDRESS", kind.to_uppercase());
+        let env = [(variable.as_str(), self.address())];
+        let server = Server::launch(program, yaml, &["--bus", kind], &env, Vec::new());
         server.wait_ready();
         assert!(
             server.wait_log("on D-Bus", NAME_TIMEOUT),
