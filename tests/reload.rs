@@ -3,7 +3,7 @@
 //! broken config changes nothing and shows in `/stat.json` with its line; a deleted config is
 //! logged and changes nothing, and its re-creation reloads; a changed listen port is rebound;
 //! a changed MPEG-TS stream keeps its client, which goes on with the new process; a changed
-//! status switch takes effect.
+//! status switch takes effect; a config that is a link is followed to the file it leads to.
 
 mod common;
 
@@ -191,6 +191,22 @@ fn a_deleted_config_changes_nothing_and_its_return_reloads() {
     server.write_config(&config(&["back"]));
     wait_served(&server, "back", true);
     wait_served(&server, "kept", false);
+}
+
+#[test]
+fn a_config_that_is_a_link_reloads_when_the_file_it_leads_to_is_edited() {
+    let server = Server::start(&config(&[]));
+    // The admin moves the config into the appliance's own tree and links it back.
+    let elsewhere = tempfile::tempdir().expect("temporary directory");
+    let target = elsewhere.path().join("cameras.yaml");
+    std::fs::write(&target, config(&["linked"])).expect("write the target");
+    let link = server.config_path().with_extension("new");
+    std::os::unix::fs::symlink(&target, &link).expect("link");
+    std::fs::rename(&link, server.config_path()).expect("rename the link over the config");
+    wait_served(&server, "linked", true);
+    std::fs::write(&target, config(&["followed"])).expect("edit the target in place");
+    wait_served(&server, "followed", true);
+    wait_served(&server, "linked", false);
 }
 
 #[test]
