@@ -255,7 +255,7 @@ impl Snapshot {
             clients_cut: stream.clients().cut(),
             screenshot_requests,
             screenshot_decodes,
-            framing: hub.and_then(|hub| hub.framing_info()).map(Into::into),
+            framing: hub.and_then(|hub| hub.known_framing()).map(Into::into),
         }
     }
 

@@ -152,6 +152,11 @@ fn the_api_is_json_not_cached_at_its_configured_path() {
     let json: Value = serde_json::from_slice(&get.body).expect("JSON");
     assert_eq!(named(&json, "feeds", "cam")["state"], "idle");
     assert_eq!(named(&json, "streams", "s")["paths"][0], "/stream/s");
+    assert_eq!(
+        named(&json, "streams", "s")["framing"],
+        Value::Null,
+        "its container is not known before its first bytes"
+    );
     let head = server.request("HEAD", "/stat.json");
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());

@@ -435,6 +435,14 @@ impl Hub {
         self.lock().framing.as_ref().map(Framing::info)
     }
 
+    /// [`Hub::framing_info`] once the current run's container is known (from its first
+    /// bytes): what the status shows, which must not call a stream that never ran opaque.
+    pub fn known_framing(&self) -> Option<FramingInfo> {
+        let ring = self.lock();
+        let framing = ring.framing.as_ref().filter(|framing| framing.decided())?;
+        Some(framing.info())
+    }
+
     /// The header and the newest whole pictures from a keyframe on (for a screenshot), and
     /// whether they come from the current GOP (else from the previous, older, one).
     pub fn last_pictures(&self) -> Option<(Option<Bytes>, Vec<Bytes>, bool)> {
