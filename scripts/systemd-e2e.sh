@@ -25,6 +25,9 @@
 #   dbus            the service owns org.voyandz.Voyandz1 on the system bus under the shipped
 #                   policy; busctl lists its streams and stops and starts a feed; voyandzctl
 #                   shows its status and stops a stream
+#   password        a user at a terminal, in a login session, runs `voyandzctl stop`: polkit's
+#                   text agent asks for the administrator's password, a wrong one is refused,
+#                   the right one stops the feed
 #   watchdog        a SIGSTOPped daemon is killed by the watchdog and started again
 #   stop            stopping service and socket leaves no voyandz, sh or ffmpeg process
 #   bus-activation  a D-Bus call to the stopped service starts it (SystemdService=), and
@@ -43,8 +46,9 @@ cd "$(dirname "$0")/.."
 
 SUITE=bookworm
 # systemd as PID 1; dbus so the guest boots as a normal system does; ffmpeg for the feeds;
-# curl, procps (ps, pgrep) and iproute2 (ss) for the checks.
-ROOTFS_PACKAGES="systemd,systemd-sysv,dbus,ffmpeg,curl,procps,iproute2"
+# curl, procps (ps, pgrep) and iproute2 (ss) for the checks; polkitd (and its pkttyagent) and
+# libpam-systemd (a login session for a user) for voyandzctl's password prompt.
+ROOTFS_PACKAGES="systemd,systemd-sysv,dbus,ffmpeg,curl,procps,iproute2,polkitd,libpam-systemd"
 CACHE=${E2E_CACHE:-/var/tmp/voyandz-e2e}
 # Where the guest sees the files to install (a read-only bind mount of $WORK/stage).
 GUEST_STAGE=/mnt/voyandz-e2e
@@ -294,6 +298,7 @@ install_voyandz() {
     cp "$(dirname "$BINARY")/voyandzctl" "$WORK/stage/voyandzctl" || die "no voyandzctl beside $BINARY"
     cp systemd/voyandz.socket systemd/voyandz.service systemd/voyandz.sysusers "$WORK/stage/"
     cp dbus/org.voyandz.Voyandz1.conf dbus/org.voyandz.Voyandz1.service "$WORK/stage/"
+    cp polkit/org.voyandz.Voyandz1.policy polkit/50-voyandz.rules "$WORK/stage/"
     write_config
     ctsh "set -e
         install -m 0755 $GUEST_STAGE/voyandz $GUEST_STAGE/voyandzctl /usr/bin/
@@ -303,6 +308,8 @@ install_voyandz() {
         install -D -m 0644 $GUEST_STAGE/org.voyandz.Voyandz1.conf /usr/share/dbus-1/system.d/org.voyandz.Voyandz1.conf
         install -D -m 0644 $GUEST_STAGE/org.voyandz.Voyandz1.service /usr/share/dbus-1/system-services/org.voyandz.Voyandz1.service
         busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
+        install -D -m 0644 $GUEST_STAGE/org.voyandz.Voyandz1.policy /usr/share/polkit-1/actions/org.voyandz.Voyandz1.policy
+        install -D -m 0644 $GUEST_STAGE/50-voyandz.rules /etc/polkit-1/rules.d/50-voyandz.rules
         install -d -m 0755 /etc/voyandz
         install -m 0644 $GUEST_STAGE/voyandz.yaml /etc/voyandz/voyandz.yaml
         # /dev/zero's numbers under another name: readable through the group only.
@@ -491,6 +498,50 @@ check_bus_activation() {
         [ -z "$(ctsh 'pgrep -a -x voyandz; pgrep -a -u voyandz' || true)" ]
 }
 
+# The administrator's password (root's, polkit's fallback admin) and its hash in the guest.
+ADMIN_PASSWORD=e2e-root-password
+ADMIN_HASH='$6$voyandze2e$oMAVYVZMLvZyaNn1Cm3hsng3oN0ThazN670rdPL1FnRc8kzHlXSE40WGmxm0FMiceBJpKeVjrt00ki0kg75Qb.'
+
+# `voyandzctl ARGS` typed by user op in a login session (runuser -l: pam_systemd) at a
+# terminal (script; --session-command keeps it the command's controlling terminal), answering ANSWER once the terminal shows "Password:"; prints what the
+# terminal showed, then `exit=N`.
+ctl_at_terminal() {
+    local answer=$1
+    shift
+    ctsh "trap '' PIPE
+        d=\$(mktemp -d); mkfifo \$d/in
+        script --quiet --return --command 'runuser -l op --session-command \"voyandzctl $*\"' /dev/null <\$d/in >\$d/out 2>&1 &
+        pid=\$!
+        exec 3>\$d/in
+        i=0
+        until grep -q 'Password:' \$d/out || [ \$i -ge 100 ]; do sleep 0.1; i=\$((i + 1)); done
+        printf '%s\n' '$answer' >&3
+        wait \$pid; code=\$?
+        exec 3>&-
+        cat \$d/out; echo exit=\$code"
+}
+
+check_password() {
+    local wrong right state
+    ctsh "set -e
+        echo 'op:x:1600:1600::/home/op:/bin/sh' >> /etc/passwd
+        echo 'op:x:1600:' >> /etc/group
+        echo 'op:!:19000::::::' >> /etc/shadow
+        install -d -o 1600 -g 1600 /home/op
+        sed -i 's|^root:[^:]*:|root:$ADMIN_HASH:|' /etc/shadow" || return 1
+    wrong=$(T=40 ctl_at_terminal not-the-password stop feed piped) || return 1
+    printf '%s\n' "$wrong" | indent
+    state=$(ct busctl --no-pager get-property org.voyandz.Voyandz1 /org/voyandz/Voyandz1/feed/piped org.voyandz.Voyandz1.Feed State)
+    log "feed piped after a wrong password: $state"
+    right=$(T=40 ctl_at_terminal "$ADMIN_PASSWORD" stop feed piped) || return 1
+    printf '%s\n' "$right" | indent
+    printf '%s\n' "$wrong" | grep -q 'AUTHENTICATING FOR org.voyandz.Voyandz1.manage' &&
+        printf '%s\n' "$wrong" | grep -q 'exit=4' && [ "$state" != 's "stopped"' ] &&
+        printf '%s\n' "$right" | grep -q 'exit=0' &&
+        [ "$(ct busctl --no-pager get-property org.voyandz.Voyandz1 /org/voyandz/Voyandz1/feed/piped org.voyandz.Voyandz1.Feed State)" = 's "stopped"' ] &&
+        ct $BUSCTL_VOYANDZ /org/voyandz/Voyandz1/feed/piped org.voyandz.Voyandz1.Feed Restart
+}
+
 check_watchdog() {
     local pid limit since_ts t0 after i
     pid=$(prop voyandz.service MainPID)
@@ -567,6 +618,7 @@ main() {
     run_check journal check_journal
     run_check reload check_reload
     run_check dbus check_dbus
+    run_check password check_password
     run_check watchdog check_watchdog
     run_check stop check_stop
     run_check bus-activation check_bus_activation

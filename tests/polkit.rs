@@ -23,6 +23,8 @@ const EFFECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `busctl` arguments that stop the feed `cam`.
 const STOP: [&str; 5] = ["call", SERVICE, FEED_PATH, FEED, "Stop"];
+/// `voyandzctl` arguments that stop the feed `cam`.
+const STOP_CTL: [&str; 3] = ["stop", "feed", "cam"];
 /// `busctl` arguments that read the feed's state.
 const GET_STATE: [&str; 5] = ["get-property", SERVICE, FEED_PATH, FEED, "State"];
 
@@ -133,6 +135,31 @@ fn without_polkit_only_root_may_change_things() {
     let reason = "polkit cannot be asked";
     assert_denied(&server, &bus.busctl_as(NOBODY, &STOP), NOBODY, reason);
     succeeded(&bus.busctl(&STOP));
+}
+
+/// At a terminal voyandzctl starts polkit's text agent, which registers for the user's login
+/// session; here there is none (no logind), so nothing can ask for the password: the call is
+/// refused with polkit's reason, and voyandzctl neither hangs nor fails otherwise. (The prompt
+/// itself, in a real login session, is `make e2e`'s `password` check.)
+#[test]
+fn at_a_terminal_outside_a_login_session_a_call_that_needs_a_password_is_refused() {
+    let polkit = Polkit::start();
+    let bus = polkit.bus();
+    let server = polkit.start_server(YAML);
+    for args in [
+        &STOP_CTL[..],
+        &[&["--no-ask-password"][..], &STOP_CTL].concat(),
+    ] {
+        let shown = bus.ctl_at_terminal(MALLORY, args);
+        let terminal = String::from_utf8_lossy(&shown.stdout);
+        assert_eq!(shown.status.code(), Some(4), "{args:?}: {terminal}");
+        assert!(
+            terminal.contains("polkit asks for authentication"),
+            "{args:?}: {terminal}"
+        );
+    }
+    assert_eq!(state(bus), "s \"idle\"", "a denied Stop stopped the feed");
+    assert!(server.wait_log("D-Bus call denied", EFFECT_TIMEOUT));
 }
 
 #[test]

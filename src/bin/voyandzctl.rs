@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use voyandz::ctl::agent::Agent;
 use voyandz::ctl::cli::{Cli, Command, Format};
 use voyandz::ctl::client::{Client, Picture};
 use voyandz::ctl::error::CtlError;
@@ -42,7 +43,13 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Screenshot(shot) => Some(Destination::choose(shot.output.as_deref())?),
         _ => None,
     };
-    let client = Client::connect(cli.bus).await?;
+    // Registered before the call, so that polkit finds it if it wants a password.
+    let agent = cli
+        .command
+        .changes()
+        .then(|| Agent::start_if_useful(!cli.no_ask_password))
+        .flatten();
+    let client = Client::connect(cli.bus, agent.is_some()).await?;
     match cli.command {
         Command::Status(format) => {
             let status = client.status().await?;

@@ -22,6 +22,11 @@ pub struct Cli {
     /// Where voyandz is: on the system bus (as systemd runs it) or the user's session bus.
     #[arg(long, value_name = "BUS", value_enum, default_value_t = Bus::System, global = true)]
     pub bus: Bus,
+    /// Do not ask for a password: a change that polkit allows only after authentication is
+    /// refused instead. Without it, a change asked from a terminal by a user other than root
+    /// starts polkit's text agent (pkttyagent), which prompts there if polkit asks.
+    #[arg(long, global = true)]
+    pub no_ask_password: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -100,6 +105,20 @@ pub struct Target {
 }
 
 /// `feed` or `stream` on the command line.
+impl Command {
+    /// Whether it changes something, which polkit may allow only after authentication.
+    pub fn changes(&self) -> bool {
+        matches!(
+            self,
+            Command::Start(_)
+                | Command::Stop(_)
+                | Command::Restart(_)
+                | Command::Disconnect { .. }
+                | Command::Reload
+        )
+    }
+}
+
 impl ValueEnum for Kind {
     fn value_variants<'a>() -> &'a [Self] {
         &[Kind::Feed, Kind::Stream]

@@ -23,6 +23,8 @@ use crate::lifecycle::owner::Command;
 /// How long a call may take before voyandzctl gives up (busctl's default): a screenshot
 /// decodes a picture and a reload reads and checks the config, both well within it.
 const CALL_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long a call may take while a password may be asked for it: time to type one.
+const ASKING_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A picture's format, as `Screenshot()` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +42,19 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `bus`.
-    pub async fn connect(bus: Bus) -> Result<Client, CtlError> {
+    /// Connects to `bus`; `asking`: a password may be asked during its calls (see
+    /// [`super::agent`]), which then may take longer.
+    pub async fn connect(bus: Bus, asking: bool) -> Result<Client, CtlError> {
         let builder = match bus {
             Bus::System => zbus::connection::Builder::system(),
             Bus::Session => zbus::connection::Builder::session(),
         };
-        let connection = builder.method_timeout(CALL_TIMEOUT).build().await;
+        let timeout = if asking {
+            ASKING_CALL_TIMEOUT
+        } else {
+            CALL_TIMEOUT
+        };
+        let connection = builder.method_timeout(timeout).build().await;
         let connection = connection.map_err(|error| CtlError::from_bus(error, bus))?;
         Ok(Client { connection, bus })
     }

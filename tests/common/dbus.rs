@@ -177,6 +177,20 @@ impl SystemBus {
         )
     }
 
+    /// `voyandzctl ARGS` on this bus, as user `uid` at a terminal of its own (`script` gives
+    /// it a pseudo-terminal) with nothing typed there; what the terminal showed is stdout.
+    pub fn ctl_at_terminal(&self, uid: u32, args: &[&str]) -> Output {
+        let command_line: Vec<&str> = std::iter::once(CTL).chain(args.iter().copied()).collect();
+        let script = [
+            "--quiet",
+            "--return",
+            "--command",
+            &command_line.join(" "),
+            "/dev/null",
+        ];
+        self.run_as(Some((uid, &[])), "script", &script)
+    }
+
     fn run_as(&self, user: Option<(u32, &[u32])>, program: &str, args: &[&str]) -> Output {
         let mut command = match user {
             None => Command::new(program),
