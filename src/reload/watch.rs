@@ -89,8 +89,7 @@ impl ConfigWatch {
     }
 
     /// Watches every place where the config's change can show (see [`places`]), and stops
-    /// watching directories no longer among them. Fails only if the config's own
-    /// directory cannot be watched.
+    /// watching directories no longer among them. Fails only if no place can be watched.
     fn follow(&mut self) -> io::Result<()> {
         let mut watches = self.inotify.get_ref().watches();
         let mut names = Vec::new();
