@@ -1,6 +1,6 @@
 //! A password prompt for polkit, as `systemctl` offers one: before a call that changes
-//! something, voyandzctl run from a terminal starts polkit's text agent (`pkttyagent`) for
-//! itself, so that a call polkit allows after authentication (the shipped action asks for an
+//! something, voyandzctl run from a terminal starts polkit's text agent (`pkttyagent`), so
+//! that a call polkit allows after authentication (the shipped action asks for an
 //! administrator's password) prompts on the terminal instead of being refused.
 //!
 //! The agent registers for the user's login session, where polkit looks for one when the
@@ -31,9 +31,9 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Agent(Child);
 
 impl Agent {
-    /// Starts an agent for this process if a password could be asked here (see the [module
-    /// documentation](self)) and waits until it is registered; `None` when none is wanted or
-    /// it could not start (the call then goes on without it).
+    /// Starts an agent for the user's session if a password could be asked here (see the
+    /// [module documentation](self)) and waits until it is registered; `None` when none is
+    /// wanted or it could not start (the call then goes on without it).
     pub fn start_if_useful(asking_allowed: bool) -> Option<Agent> {
         let useful = asking_allowed
             && std::io::stdin().is_terminal()
