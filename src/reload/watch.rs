@@ -216,6 +216,13 @@ mod tests {
             .is_ok_and(|changed| changed.is_ok())
     }
 
+    /// Whether `watch` reports nothing for half a second (longer than its quiet time).
+    async fn unseen(watch: &mut ConfigWatch) -> bool {
+        tokio::time::timeout(Duration::from_millis(500), watch.changed())
+            .await
+            .is_err()
+    }
+
     #[tokio::test]
     async fn a_change_seen_by_a_dropped_call_is_reported_by_the_next() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -237,9 +244,7 @@ mod tests {
 
         std::fs::write(dir.path().join("other.yaml"), "x").expect("write");
         assert!(
-            tokio::time::timeout(Duration::from_millis(500), watch.changed())
-                .await
-                .is_err(),
+            unseen(&mut watch).await,
             "another file's change is not the config's"
         );
         std::fs::write(&path, "a: 2\n").expect("write in place");
@@ -293,9 +298,7 @@ mod tests {
 
         std::fs::write(appliance.join("other.yaml"), "x").expect("write");
         assert!(
-            tokio::time::timeout(Duration::from_millis(500), watch.changed())
-                .await
-                .is_err(),
+            unseen(&mut watch).await,
             "another file beside the target is not the config"
         );
         std::fs::write(&target, "a: 2\n").expect("edit the target");
@@ -314,9 +317,7 @@ mod tests {
         );
         std::fs::write(&target, "a: 5\n").expect("edit the old target");
         assert!(
-            tokio::time::timeout(Duration::from_millis(500), watch.changed())
-                .await
-                .is_err(),
+            unseen(&mut watch).await,
             "the old target is no longer the config"
         );
     }
